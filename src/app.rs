@@ -1,0 +1,192 @@
+//! Assembly: settings in, a listening service out. `Application::build`
+//! binds the listener first (port 0 in tests) and reports the real address.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{Router, routing::get};
+use rand::RngCore;
+use tokio::net::TcpListener;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::analytics::Metrics;
+use crate::assistant::{Assistant, TemplateError, Templates};
+use crate::chat::{ChatService, gateway, hub::Hub};
+use crate::commerce::{Store, demo::DemoStore};
+use crate::config::{Secret, Settings};
+use crate::db::Db;
+use crate::http;
+use crate::identity::TokenVerifier;
+use crate::knowledge::{LexicalIndex, load_dir};
+
+/// How long shutdown waits for in-flight turns before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
+
+/// Shared state: cheap handles only, cloned into every request.
+#[derive(Clone)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub db: Db,
+    pub chat: Arc<ChatService>,
+    pub assistant: Arc<Assistant>,
+    /// Verifies the store's customer tokens.
+    pub tokens: Arc<TokenVerifier>,
+    pub metrics: Arc<Metrics>,
+    /// Cancelled when the service begins to stop; sockets watch it.
+    pub shutdown: CancellationToken,
+    /// Every socket and turn, so shutdown can wait for them to finish.
+    pub tasks: TaskTracker,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot open the database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot load reply templates: {0}")]
+    Templates(#[from] TemplateError),
+    #[error("cannot read the knowledge base at {path}: {source}")]
+    Knowledge {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "SHOPIFY_SHOP is set, but this build only has the demo store (see issue: Shopify client)"
+    )]
+    ShopifyUnsupported,
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let db = Db::connect(&settings.database_url).await?;
+        db.migrate().await?;
+
+        let templates = Templates::load(&settings.prompts_dir)?;
+        let knowledge = load_knowledge(&settings)?;
+        if settings.shopify_shop.is_some() {
+            return Err(StartupError::ShopifyUnsupported);
+        }
+        let store: Arc<dyn Store> = Arc::new(DemoStore::default());
+        let assistant = Arc::new(Assistant::new(store, Arc::new(knowledge), templates));
+
+        let jwt_secret = settings.identity_jwt_secret.clone().unwrap_or_else(|| {
+            tracing::warn!("IDENTITY_JWT_SECRET is not set: using a random secret, so no store-signed customer token will verify");
+            random_secret()
+        });
+        let tokens = TokenVerifier::hs256(
+            &jwt_secret,
+            settings.identity_jwt_issuer.as_deref(),
+            settings.identity_jwt_audience.as_deref(),
+        );
+        if settings.admin_token.is_none() {
+            tracing::warn!("ADMIN_TOKEN is not set: the admin API is disabled");
+        }
+
+        let metrics = Arc::new(Metrics::default());
+        let chat = Arc::new(ChatService::new(
+            db.clone(),
+            Hub::default(),
+            assistant.clone(),
+            metrics.clone(),
+        ));
+        let listener = TcpListener::bind(settings.bind_addr)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: settings.bind_addr,
+                source,
+            })?;
+        let state = AppState {
+            settings: Arc::new(settings),
+            db,
+            chat,
+            assistant,
+            tokens: Arc::new(tokens),
+            metrics,
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        };
+        let router = Router::new()
+            .route("/v1/chat", get(gateway::chat))
+            .merge(http::ops::router())
+            .merge(http::admin::router())
+            .merge(http::site::router())
+            .with_state(state.clone());
+        Ok(Self {
+            listener,
+            router,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// A token that stops the service gracefully when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Serves until `shutdown_token()` is cancelled, then stops accepting,
+    /// lets sockets finish their in-flight turns, and closes the database.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let Self {
+            listener,
+            router,
+            state,
+        } = self;
+        let shutdown = state.shutdown.clone();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await?;
+        state.tasks.close();
+        if tokio::time::timeout(SHUTDOWN_GRACE, state.tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown grace period over; abandoning unfinished turns");
+        }
+        state.db.close().await;
+        Ok(())
+    }
+}
+
+fn load_knowledge(settings: &Settings) -> Result<LexicalIndex, StartupError> {
+    let dir = &settings.knowledge_dir;
+    let (articles, problems) = load_dir(dir).map_err(|source| StartupError::Knowledge {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    for problem in &problems {
+        tracing::warn!(file = %problem.file, reason = %problem.reason, "skipped a knowledge-base file");
+    }
+    tracing::info!(
+        articles = articles.len(),
+        skipped = problems.len(),
+        "knowledge base loaded"
+    );
+    Ok(LexicalIndex::new(articles))
+}
+
+fn random_secret() -> Secret {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    Secret::new(bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}

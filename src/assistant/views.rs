@@ -1,0 +1,183 @@
+//! How store records look to the customer: template contexts, cards and
+//! excerpts. Presentation only; every record here was already scope-checked.
+
+use serde_json::{Value, json};
+
+use crate::chat::protocol::Card;
+use crate::commerce::{FulfillmentStatus, Order, OrderStatus, Product, format_money};
+use crate::text::{is_stopword, terms};
+
+/// "is on its way", "was delivered on 2026-11-02": completes "Order #1001 …".
+fn order_state(order: &Order) -> String {
+    match (order.status, order.fulfillment_status) {
+        (OrderStatus::Cancelled, _) => "was cancelled".into(),
+        (OrderStatus::Refunded, _) => "was cancelled and refunded in full".into(),
+        (_, FulfillmentStatus::Delivered) => match &order.delivered_on {
+            Some(day) => format!("was delivered on {day}"),
+            None => "was delivered".into(),
+        },
+        (_, FulfillmentStatus::InTransit | FulfillmentStatus::Fulfilled) => {
+            "has shipped and is on its way".into()
+        }
+        (_, FulfillmentStatus::PartiallyFulfilled) => {
+            "has partly shipped; the rest follows separately".into()
+        }
+        (_, FulfillmentStatus::Unfulfilled) => {
+            "is being prepared at our warehouse and hasn't shipped yet".into()
+        }
+    }
+}
+
+pub fn order(order: &Order) -> Value {
+    json!({
+        "number": order.number,
+        "state": order_state(order),
+        "placed_on": order.placed_at.get(..10),
+        "tracking": order.tracking,
+        "estimated_delivery": order.estimated_delivery,
+        "items": order.items,
+        "total": format_money(order.total_cents),
+        "currency": order.currency,
+    })
+}
+
+fn label<T: serde::Serialize>(value: T) -> String {
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+pub fn order_card(order: &Order) -> Card {
+    Card::Order {
+        order_number: order.number.clone(),
+        status: label(order.status),
+        fulfillment_status: label(order.fulfillment_status),
+        tracking: order.tracking.clone(),
+        items: order.items.clone(),
+        total: format_money(order.total_cents),
+        currency: order.currency.clone(),
+        placed_at: order.placed_at.clone(),
+        estimated_delivery: order.estimated_delivery.clone(),
+    }
+}
+
+pub fn product_card(product: &Product) -> Card {
+    Card::Product {
+        title: product.title.clone(),
+        url: product.url.clone(),
+        price: format_money(product.price_cents),
+        currency: product.currency.clone(),
+        available: product.available(),
+        variants: product.variants.clone(),
+    }
+}
+
+pub fn product_context(product: &Product, size: Option<&str>, others: &[Product]) -> Value {
+    // Variants are titled by size ("10", "M") or colour; match the size exactly.
+    let variant = size.and_then(|s| {
+        product
+            .variants
+            .iter()
+            .find(|v| v.title.eq_ignore_ascii_case(s))
+    });
+    let in_stock: Vec<&str> = product
+        .variants
+        .iter()
+        .filter(|v| v.available)
+        .map(|v| v.title.as_str())
+        .collect();
+    json!({
+        "product": { "title": product.title, "price": format_money(product.price_cents) },
+        "currency": product.currency,
+        "size": size,
+        "size_label": size.map(|s| format!("size {}", s.to_uppercase())),
+        "variant": variant,
+        "in_stock": in_stock,
+        "others": others.iter().map(|p| p.title.as_str()).collect::<Vec<_>>(),
+    })
+}
+
+/// `https://shop/products/ridgeline-hiking-boots?variant=1` → the handle.
+pub fn product_handle(url: &str) -> Option<String> {
+    let path = url.split(['?', '#']).next()?;
+    let handle = path.split("/products/").nth(1)?.split('/').next()?;
+    (!handle.is_empty()).then(|| handle.to_owned())
+}
+
+/// The lines of a passage that speak to the question, in their own order,
+/// within `max_chars`. Lines (list items, table rows, sentences) are kept
+/// whole: a half sentence of policy is worse than none.
+pub fn excerpt(passage: &str, question: &str, max_chars: usize) -> String {
+    let wanted: Vec<String> = terms(question).filter(|t| !is_stopword(t)).collect();
+    let units: Vec<&str> = passage
+        .lines()
+        .flat_map(|line| split_sentences(line.trim()))
+        .filter(|u| !u.is_empty() && !u.starts_with("|--") && !u.starts_with("| --"))
+        .collect();
+    let mut ranked: Vec<(usize, usize)> = units
+        .iter()
+        .enumerate()
+        .map(|(i, u)| (i, terms(u).filter(|t| wanted.contains(t)).count()))
+        .collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+
+    let mut chosen = Vec::new();
+    let mut length = 0;
+    for (i, score) in ranked {
+        let unit_len = units[i].chars().count();
+        if (score == 0 && !chosen.is_empty())
+            || (length + unit_len > max_chars && !chosen.is_empty())
+        {
+            continue;
+        }
+        chosen.push(i);
+        length += unit_len + 1;
+    }
+    chosen.sort_unstable();
+    chosen
+        .iter()
+        .map(|&i| units[i].trim_start_matches(['-', '*', ' ']))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn split_sentences(line: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let bytes = line.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        // A full stop followed by a space and a capital ends a sentence;
+        // "3.5" or "e.g. this" does not.
+        if matches!(b, b'.' | b'!' | b'?')
+            && bytes.get(i + 1) == Some(&b' ')
+            && bytes.get(i + 2).is_some_and(u8::is_ascii_uppercase)
+        {
+            out.push(line[start..=i].trim());
+            start = i + 1;
+        }
+    }
+    out.push(line[start..].trim());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_keep_the_sentences_that_answer() {
+        let passage = "We ship from Portland. Standard shipping takes 3-5 business days. Overnight costs $29.95.";
+        let e = excerpt(passage, "how many days does standard shipping take", 60);
+        assert_eq!(e, "Standard shipping takes 3-5 business days.");
+    }
+
+    #[test]
+    fn product_handles_come_from_product_urls_only() {
+        assert_eq!(
+            product_handle("https://s.example/products/ridgeline-boots?variant=2").as_deref(),
+            Some("ridgeline-boots")
+        );
+        assert_eq!(product_handle("https://s.example/collections/all"), None);
+    }
+}

@@ -1,0 +1,9 @@
+//! The chat interface: protocol types, the WebSocket gateway, sessions and
+//! turns, and the fan-out of frames to every socket of a session.
+
+pub mod gateway;
+pub mod hub;
+pub mod protocol;
+pub mod service;
+
+pub use service::ChatService;

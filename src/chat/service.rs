@@ -1,0 +1,508 @@
+//! Sessions and turns: what happens between a parsed client frame and the
+//! frames every socket of the session receives. Socket-agnostic, so the
+//! gateway stays a thin loop and tests can drive this directly.
+
+use std::{sync::Arc, time::Instant};
+
+use super::{
+    hub::{Hub, Outbound},
+    protocol::{ErrorCode, FrameError, MessageFrame, Page, Rating, ServerFrame},
+};
+use crate::analytics::{Metrics, ReasonLabels, TurnLabels};
+use crate::assistant::{Assistant, EscalationReason, Reply, Response, TurnContext};
+use crate::db::{Db, NewEscalation, NewMessage, NewSession, SessionRow, StoredFrame, TurnWriter};
+use crate::identity::{AttemptLimiter, Identity, normalize_order_number};
+
+/// One socket's view of its session. Identity is proven per connection and
+/// never restored from storage: a resumed session gets the scope the
+/// resuming socket proved, no more.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: String,
+    pub conversation_id: String,
+    pub identity: Identity,
+    pub page: Option<Page>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error("storage failed: {0}")]
+    Storage(#[from] sqlx::Error),
+}
+
+impl From<&ChatError> for FrameError {
+    fn from(_: &ChatError) -> Self {
+        FrameError::new(
+            ErrorCode::Internal,
+            "Something went wrong on our side. Please try again.",
+        )
+    }
+}
+
+/// What a resend of an already-seen client message id gets back.
+pub enum TurnResult {
+    Answered,
+    /// The message was a resend: these are the reply frames already sent for
+    /// it (none yet if the first turn is still running).
+    Duplicate(Vec<Outbound>),
+}
+
+pub struct ChatService {
+    db: Db,
+    hub: Hub,
+    assistant: Arc<Assistant>,
+    metrics: Arc<Metrics>,
+    verify_attempts: AttemptLimiter,
+}
+
+impl ChatService {
+    pub fn new(db: Db, hub: Hub, assistant: Arc<Assistant>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            db,
+            hub,
+            assistant,
+            metrics,
+            verify_attempts: AttemptLimiter::guest_verification(),
+        }
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
+    pub fn ai_disclosure(&self) -> String {
+        self.assistant.ai_disclosure()
+    }
+
+    pub async fn open(
+        &self,
+        identity: Identity,
+        locale: Option<&str>,
+        page: Option<Page>,
+    ) -> Result<(Session, i64), ChatError> {
+        let row = self
+            .db
+            .create_session(NewSession {
+                identity_status: identity.status(),
+                customer_id: identity.customer_id(),
+                verified_order: None,
+                locale,
+            })
+            .await?;
+        Ok((
+            Session {
+                id: row.id,
+                conversation_id: row.conversation_id,
+                identity,
+                page,
+            },
+            0,
+        ))
+    }
+
+    /// Resumes `session_id` for `identity`. `None` when there is no such
+    /// session or it belongs to another customer: the two look the same.
+    pub async fn resume(
+        &self,
+        session_id: &str,
+        identity: Identity,
+        page: Option<Page>,
+    ) -> Result<Option<(Session, i64)>, ChatError> {
+        let Some(row) = self.db.session(session_id).await? else {
+            return Ok(None);
+        };
+        if !may_resume(&row, &identity) {
+            return Ok(None);
+        }
+        if row.identity_status != identity.status() {
+            // A guest who signed in keeps the conversation, now verified.
+            let mut w = self.db.writer(&row.id, &row.conversation_id).await?;
+            w.set_identity(identity.status(), identity.customer_id(), None)
+                .await?;
+            w.commit().await?;
+        }
+        Ok(Some((
+            Session {
+                id: row.id,
+                conversation_id: row.conversation_id,
+                identity,
+                page,
+            },
+            row.last_seq,
+        )))
+    }
+
+    pub async fn replay(
+        &self,
+        session_id: &str,
+        after_seq: i64,
+    ) -> Result<Vec<Outbound>, ChatError> {
+        Ok(self
+            .db
+            .frames_after(session_id, after_seq)
+            .await?
+            .into_iter()
+            .map(outbound)
+            .collect())
+    }
+
+    /// One customer message, answered exactly once per client message id.
+    #[tracing::instrument(skip_all, fields(session = %session.id, client_message_id = %client_id))]
+    pub async fn message(
+        &self,
+        session: &Session,
+        client_id: &str,
+        text: &str,
+    ) -> Result<TurnResult, ChatError> {
+        let started = Instant::now();
+        if !self
+            .db
+            .insert_customer_message(&session.conversation_id, client_id, text)
+            .await?
+        {
+            let frames = self.db.frames_replying_to(&session.id, client_id).await?;
+            return Ok(TurnResult::Duplicate(
+                frames.into_iter().map(outbound).collect(),
+            ));
+        }
+        self.publish_ephemeral(&session.id, &ServerFrame::Typing { on: true });
+
+        let escalated = self
+            .db
+            .open_escalation(&session.conversation_id)
+            .await?
+            .is_some();
+        let prior_unanswered = self.db.unanswered_count(&session.conversation_id).await?;
+        let ctx = TurnContext {
+            identity: &session.identity,
+            page: session.page.as_ref(),
+            prior_unanswered,
+            escalated,
+        };
+        let response = self.assistant.respond(text, &ctx).await;
+
+        let result = self.write_response(session, client_id, &response).await;
+        self.publish_ephemeral(&session.id, &ServerFrame::Typing { on: false });
+        result?;
+
+        self.metrics
+            .turns
+            .get_or_create(&TurnLabels {
+                intent: response.intent.as_str(),
+                outcome: response.outcome.as_str(),
+            })
+            .inc();
+        self.metrics
+            .turn_seconds
+            .observe(started.elapsed().as_secs_f64());
+        Ok(TurnResult::Answered)
+    }
+
+    async fn write_response(
+        &self,
+        session: &Session,
+        client_id: &str,
+        response: &Response,
+    ) -> Result<(), ChatError> {
+        let mut w = self
+            .db
+            .writer(&session.id, &session.conversation_id)
+            .await?;
+        let text = match &response.reply {
+            Reply::Answer { text, .. }
+            | Reply::VerifyRequired { text, .. }
+            | Reply::Handoff { text, .. } => text,
+        };
+        let message_id = w
+            .insert_message(&NewMessage {
+                role: "assistant",
+                reply_to: Some(client_id),
+                text,
+                intent: Some(response.intent.as_str()),
+                confidence: Some(response.confidence),
+                tools: &response.tools,
+                outcome: Some(response.outcome.as_str()),
+            })
+            .await?;
+        let message = |cards, citations| {
+            ServerFrame::Message(MessageFrame {
+                id: message_id.clone(),
+                seq: 0,
+                role: "assistant",
+                text: text.clone(),
+                reply_to: Some(client_id.to_owned()),
+                intent: Some(response.intent.as_str()),
+                confidence: Some(response.confidence),
+                cards,
+                citations,
+                author: None,
+            })
+        };
+        let frames = match &response.reply {
+            Reply::Answer {
+                cards, citations, ..
+            } => vec![message(cards.clone(), citations.clone())],
+            Reply::VerifyRequired { text, reason } => vec![ServerFrame::VerifyRequired {
+                seq: 0,
+                reply_to: client_id.to_owned(),
+                text: text.clone(),
+                reason: (*reason).to_owned(),
+                methods: vec!["login", "order_email"],
+            }],
+            Reply::Handoff {
+                reason, summary, ..
+            } => {
+                w.insert_escalation(&NewEscalation {
+                    reason: reason.as_str(),
+                    note: None,
+                    summary,
+                })
+                .await?;
+                self.metrics
+                    .escalations
+                    .get_or_create(&ReasonLabels {
+                        reason: reason.as_str(),
+                    })
+                    .inc();
+                vec![
+                    message(vec![], vec![]),
+                    handoff_frame(Some(client_id), *reason),
+                ]
+            }
+        };
+        self.commit_frames(w, &session.id, frames).await
+    }
+
+    /// The customer pressed "talk to a person".
+    pub async fn handoff_request(
+        &self,
+        session: &Session,
+        note: Option<&str>,
+    ) -> Result<(), ChatError> {
+        if self
+            .db
+            .open_escalation(&session.conversation_id)
+            .await?
+            .is_some()
+        {
+            let text = self
+                .assistant
+                .handoff_text(EscalationReason::HumanRequested, true);
+            let mut w = self
+                .db
+                .writer(&session.id, &session.conversation_id)
+                .await?;
+            let note = system_message(&mut w, text).await?;
+            return self.commit_frames(w, &session.id, vec![note]).await;
+        }
+        let reason = EscalationReason::HumanRequested;
+        let mut w = self
+            .db
+            .writer(&session.id, &session.conversation_id)
+            .await?;
+        let summary = match note {
+            Some(note) => format!("The customer asked for a person: {note}"),
+            None => "The customer asked for a person.".to_owned(),
+        };
+        w.insert_escalation(&NewEscalation {
+            reason: reason.as_str(),
+            note,
+            summary: &summary,
+        })
+        .await?;
+        self.metrics
+            .escalations
+            .get_or_create(&ReasonLabels {
+                reason: reason.as_str(),
+            })
+            .inc();
+        let text = self.assistant.handoff_text(reason, false);
+        let note = system_message(&mut w, text).await?;
+        self.commit_frames(w, &session.id, vec![note, handoff_frame(None, reason)])
+            .await
+    }
+
+    /// Guest verification by order number and email. The answer never says
+    /// which of the two was wrong.
+    #[tracing::instrument(skip_all, fields(session = %session.id))]
+    pub async fn verify(
+        &self,
+        session: &mut Session,
+        connection_id: &str,
+        order_number: &str,
+        email: &str,
+    ) -> Result<Result<(), FrameError>, ChatError> {
+        let number = normalize_order_number(order_number);
+        let keys = [format!("conn:{connection_id}"), format!("order:{number}")];
+        if keys.iter().any(|k| self.verify_attempts.is_locked(k)) {
+            tracing::info!(decision = "locked", "guest verification");
+            return Ok(Err(FrameError::new(
+                ErrorCode::VerificationLocked,
+                "Too many attempts. Please wait 15 minutes, or ask to talk to a person.",
+            )));
+        }
+        let matches = match self
+            .assistant
+            .store()
+            .order_matches_email(&number, email)
+            .await
+        {
+            Ok(matches) => matches,
+            Err(error) => {
+                tracing::warn!(%error, "store unavailable during verification");
+                return Ok(Err(FrameError::new(
+                    ErrorCode::Unavailable,
+                    "We can't check orders right now. Please try again shortly.",
+                )));
+            }
+        };
+        if !matches {
+            keys.iter()
+                .for_each(|k| self.verify_attempts.record_failure(k));
+            tracing::info!(decision = "failed", "guest verification");
+            return Ok(Err(FrameError::new(
+                ErrorCode::VerificationFailed,
+                "We couldn't match that order number and email. Please check both and try again.",
+            )));
+        }
+        tracing::info!(decision = "verified", "guest verification");
+        // A signed-in customer keeps their wider scope.
+        if !matches!(session.identity, Identity::Verified { .. }) {
+            session.identity = Identity::OrderVerified {
+                order_number: number.clone(),
+                email: email.trim().to_lowercase(),
+            };
+        }
+        let mut w = self
+            .db
+            .writer(&session.id, &session.conversation_id)
+            .await?;
+        w.set_identity(
+            session.identity.status(),
+            session.identity.customer_id(),
+            Some(&number),
+        )
+        .await?;
+        let frame = ServerFrame::Verified {
+            seq: 0,
+            identity: session.identity.view(),
+        };
+        self.commit_frames(w, &session.id, vec![frame]).await?;
+        Ok(Ok(()))
+    }
+
+    pub async fn feedback(
+        &self,
+        session: &Session,
+        message_id: &str,
+        rating: Rating,
+        comment: Option<&str>,
+    ) -> Result<bool, ChatError> {
+        Ok(self
+            .db
+            .record_feedback(
+                &session.conversation_id,
+                message_id,
+                rating.as_str(),
+                comment,
+            )
+            .await?)
+    }
+
+    pub async fn csat(
+        &self,
+        session: &Session,
+        score: u8,
+        comment: Option<&str>,
+    ) -> Result<(), ChatError> {
+        Ok(self
+            .db
+            .record_csat(&session.conversation_id, i64::from(score), comment)
+            .await?)
+    }
+
+    /// Stamps seqs, stores the frames with the rest of the turn's writes,
+    /// commits, and only then publishes: a frame a socket sees is durable.
+    async fn commit_frames(
+        &self,
+        mut w: TurnWriter,
+        session_id: &str,
+        mut frames: Vec<ServerFrame>,
+    ) -> Result<(), ChatError> {
+        let mut stored = Vec::with_capacity(frames.len());
+        for frame in &mut frames {
+            let seq = w.next_seq().await?;
+            frame.set_seq(seq);
+            let body = frame.to_json();
+            w.insert_frame(seq, frame.kind(), frame.reply_to(), &body)
+                .await?;
+            stored.push(StoredFrame { seq, body });
+        }
+        w.commit().await?;
+        for frame in stored {
+            self.hub.publish(session_id, outbound(frame));
+        }
+        Ok(())
+    }
+
+    fn publish_ephemeral(&self, session_id: &str, frame: &ServerFrame) {
+        self.hub.publish(
+            session_id,
+            Outbound {
+                seq: None,
+                json: frame.to_json().into(),
+            },
+        );
+    }
+}
+
+fn may_resume(row: &SessionRow, identity: &Identity) -> bool {
+    match row.customer_id.as_deref() {
+        // A signed-in customer's conversation resumes only for them.
+        Some(owner) => identity.customer_id() == Some(owner),
+        None => true,
+    }
+}
+
+fn outbound(frame: StoredFrame) -> Outbound {
+    Outbound {
+        seq: Some(frame.seq),
+        json: frame.body.into(),
+    }
+}
+
+fn handoff_frame(reply_to: Option<&str>, reason: EscalationReason) -> ServerFrame {
+    ServerFrame::Handoff {
+        seq: 0,
+        reply_to: reply_to.map(str::to_owned),
+        status: "requested",
+        reason: reason.as_str(),
+        reference: None,
+    }
+}
+
+/// A message from the service itself, stored in the transcript too.
+async fn system_message(w: &mut TurnWriter, text: String) -> Result<ServerFrame, sqlx::Error> {
+    let message = NewMessage {
+        role: "system",
+        reply_to: None,
+        text: &text,
+        intent: None,
+        confidence: None,
+        tools: &[],
+        outcome: None,
+    };
+    let id = w.insert_message(&message).await?;
+    Ok(ServerFrame::Message(MessageFrame {
+        id,
+        seq: 0,
+        role: "system",
+        text,
+        reply_to: None,
+        intent: None,
+        confidence: None,
+        cards: vec![],
+        citations: vec![],
+        author: None,
+    }))
+}

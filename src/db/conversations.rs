@@ -1,0 +1,535 @@
+//! Sessions, conversations, messages, frames, escalations and feedback.
+
+use serde::Serialize;
+use sqlx::{Any, AnyConnection, Row, Transaction, any::AnyRow};
+use uuid::Uuid;
+
+use super::{Db, now_ms};
+
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: String,
+    pub conversation_id: String,
+    pub identity_status: String,
+    pub customer_id: Option<String>,
+    pub verified_order: Option<String>,
+    pub last_seq: i64,
+}
+
+/// What a new session is opened with.
+pub struct NewSession<'a> {
+    pub identity_status: &'a str,
+    pub customer_id: Option<&'a str>,
+    pub verified_order: Option<&'a str>,
+    pub locale: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredFrame {
+    pub seq: i64,
+    pub body: String,
+}
+
+pub struct NewMessage<'a> {
+    pub role: &'a str,
+    pub reply_to: Option<&'a str>,
+    pub text: &'a str,
+    pub intent: Option<&'a str>,
+    pub confidence: Option<f64>,
+    pub tools: &'a [&'a str],
+    pub outcome: Option<&'a str>,
+}
+
+pub struct NewEscalation<'a> {
+    pub reason: &'a str,
+    pub note: Option<&'a str>,
+    pub summary: &'a str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EscalationRow {
+    pub id: String,
+    pub reason: String,
+    pub note: Option<String>,
+    pub summary: String,
+    pub status: String,
+    pub reference: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageRow {
+    pub id: String,
+    pub role: String,
+    pub client_message_id: Option<String>,
+    pub reply_to: Option<String>,
+    pub text: String,
+    pub intent: Option<String>,
+    pub confidence: Option<f64>,
+    pub tools: Vec<String>,
+    pub outcome: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationSummary {
+    pub id: String,
+    pub session_id: String,
+    pub status: String,
+    pub identity_status: String,
+    pub message_count: i64,
+    pub csat_score: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationDetail {
+    #[serde(flatten)]
+    pub summary: ConversationSummary,
+    pub messages: Vec<MessageRow>,
+    pub escalations: Vec<EscalationRow>,
+}
+
+const SUMMARY_SELECT: &str = "SELECT c.id, c.session_id, c.status, s.identity_status, c.csat_score, c.created_at, c.updated_at,
+        (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count
+     FROM conversations c JOIN sessions s ON s.id = c.session_id";
+
+impl Db {
+    pub async fn create_session(&self, new: NewSession<'_>) -> Result<SessionRow, sqlx::Error> {
+        let (session_id, conversation_id, now) = (
+            Uuid::new_v4().to_string(),
+            Uuid::new_v4().to_string(),
+            now_ms(),
+        );
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, identity_status, customer_id, verified_order, locale, last_seq, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 0, $6, $6)",
+        )
+        .bind(&session_id)
+        .bind(new.identity_status)
+        .bind(new.customer_id)
+        .bind(new.verified_order)
+        .bind(new.locale)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("INSERT INTO conversations (id, session_id, status, created_at, updated_at) VALUES ($1, $2, 'open', $3, $3)")
+            .bind(&conversation_id)
+            .bind(&session_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(SessionRow {
+            id: session_id,
+            conversation_id,
+            identity_status: new.identity_status.to_owned(),
+            customer_id: new.customer_id.map(str::to_owned),
+            verified_order: new.verified_order.map(str::to_owned),
+            last_seq: 0,
+        })
+    }
+
+    pub async fn session(&self, id: &str) -> Result<Option<SessionRow>, sqlx::Error> {
+        let row = sqlx::query(
+            "SELECT s.id, s.identity_status, s.customer_id, s.verified_order, s.last_seq,
+                    (SELECT c.id FROM conversations c WHERE c.session_id = s.id ORDER BY c.created_at DESC LIMIT 1) AS conversation_id
+             FROM sessions s WHERE s.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            Ok(SessionRow {
+                id: r.try_get("id")?,
+                conversation_id: r.try_get("conversation_id")?,
+                identity_status: r.try_get("identity_status")?,
+                customer_id: r.try_get("customer_id")?,
+                verified_order: r.try_get("verified_order")?,
+                last_seq: r.try_get("last_seq")?,
+            })
+        })
+        .transpose()
+    }
+
+    /// Stores a customer message. `false` means this client message id was
+    /// already stored for the conversation: the message is a resend.
+    pub async fn insert_customer_message(
+        &self,
+        conversation_id: &str,
+        client_message_id: &str,
+        text: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let done = sqlx::query(
+            "INSERT INTO messages (id, conversation_id, role, client_message_id, text, created_at)
+             VALUES ($1, $2, 'customer', $3, $4, $5)
+             ON CONFLICT (conversation_id, client_message_id) DO NOTHING",
+        )
+        .bind(Uuid::new_v4().to_string())
+        .bind(conversation_id)
+        .bind(client_message_id)
+        .bind(text)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn frames_after(
+        &self,
+        session_id: &str,
+        after_seq: i64,
+    ) -> Result<Vec<StoredFrame>, sqlx::Error> {
+        sqlx::query("SELECT seq, body FROM frames WHERE session_id = $1 AND seq > $2 ORDER BY seq")
+            .bind(session_id)
+            .bind(after_seq)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(stored_frame)
+            .collect()
+    }
+
+    pub async fn frames_replying_to(
+        &self,
+        session_id: &str,
+        reply_to: &str,
+    ) -> Result<Vec<StoredFrame>, sqlx::Error> {
+        sqlx::query(
+            "SELECT seq, body FROM frames WHERE session_id = $1 AND reply_to = $2 ORDER BY seq",
+        )
+        .bind(session_id)
+        .bind(reply_to)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(stored_frame)
+        .collect()
+    }
+
+    /// Opens a transaction that writes a turn's results for one session.
+    pub async fn writer(
+        &self,
+        session_id: &str,
+        conversation_id: &str,
+    ) -> Result<TurnWriter, sqlx::Error> {
+        Ok(TurnWriter {
+            tx: self.pool.begin().await?,
+            session_id: session_id.to_owned(),
+            conversation_id: conversation_id.to_owned(),
+        })
+    }
+
+    pub async fn open_escalation(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<EscalationRow>, sqlx::Error> {
+        sqlx::query(
+            "SELECT id, reason, note, summary, status, reference, created_at FROM escalations
+             WHERE conversation_id = $1 AND status <> 'closed' ORDER BY created_at DESC LIMIT 1",
+        )
+        .bind(conversation_id)
+        .fetch_optional(&self.pool)
+        .await?
+        .as_ref()
+        .map(escalation_row)
+        .transpose()
+    }
+
+    /// Records a rating of one assistant reply of this conversation; `false`
+    /// when no such reply exists in it.
+    pub async fn record_feedback(
+        &self,
+        conversation_id: &str,
+        message_id: &str,
+        rating: &str,
+        comment: Option<&str>,
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let owned = sqlx::query(
+            "SELECT 1 FROM messages WHERE id = $1 AND conversation_id = $2 AND role = 'assistant'",
+        )
+        .bind(message_id)
+        .bind(conversation_id)
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+        if owned {
+            sqlx::query("DELETE FROM feedback WHERE message_id = $1")
+                .bind(message_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO feedback (message_id, rating, comment, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(message_id)
+                .bind(rating)
+                .bind(comment)
+                .bind(now_ms())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(owned)
+    }
+
+    pub async fn record_csat(
+        &self,
+        conversation_id: &str,
+        score: i64,
+        comment: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE conversations SET csat_score = $1, csat_comment = $2, updated_at = $3 WHERE id = $4")
+            .bind(score)
+            .bind(comment)
+            .bind(now_ms())
+            .bind(conversation_id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// Newest first; `before` (an `updated_at`) pages backwards.
+    pub async fn list_conversations(
+        &self,
+        limit: i64,
+        before: Option<i64>,
+    ) -> Result<Vec<ConversationSummary>, sqlx::Error> {
+        let sql =
+            format!("{SUMMARY_SELECT} WHERE c.updated_at < $1 ORDER BY c.updated_at DESC LIMIT $2");
+        sqlx::query(&sql)
+            .bind(before.unwrap_or(i64::MAX))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(summary_row)
+            .collect()
+    }
+
+    pub async fn conversation(&self, id: &str) -> Result<Option<ConversationDetail>, sqlx::Error> {
+        let sql = format!("{SUMMARY_SELECT} WHERE c.id = $1");
+        let Some(row) = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let summary = summary_row(&row)?;
+        let messages = sqlx::query(
+            "SELECT id, role, client_message_id, reply_to, text, intent, confidence, tools, outcome, created_at
+             FROM messages WHERE conversation_id = $1 ORDER BY n",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(message_row)
+        .collect::<Result<_, _>>()?;
+        let escalations = sqlx::query(
+            "SELECT id, reason, note, summary, status, reference, created_at FROM escalations
+             WHERE conversation_id = $1 ORDER BY created_at",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(escalation_row)
+        .collect::<Result<_, _>>()?;
+        Ok(Some(ConversationDetail {
+            summary,
+            messages,
+            escalations,
+        }))
+    }
+}
+
+/// One turn's writes, committed together: the reply, any escalation, and the
+/// frames with their seqs. Dropping it without `commit` writes nothing.
+pub struct TurnWriter {
+    tx: Transaction<'static, Any>,
+    session_id: String,
+    conversation_id: String,
+}
+
+impl TurnWriter {
+    fn conn(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
+
+    /// Returns the new message's id.
+    pub async fn insert_message(&mut self, m: &NewMessage<'_>) -> Result<String, sqlx::Error> {
+        let id = Uuid::new_v4().to_string();
+        let tools = serde_json::to_string(m.tools).unwrap_or_else(|_| "[]".into());
+        let conversation_id = self.conversation_id.clone();
+        sqlx::query(
+            "INSERT INTO messages (id, conversation_id, role, reply_to, text, intent, confidence, tools, outcome, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(&id)
+        .bind(conversation_id)
+        .bind(m.role)
+        .bind(m.reply_to)
+        .bind(m.text)
+        .bind(m.intent)
+        .bind(m.confidence)
+        .bind(tools)
+        .bind(m.outcome)
+        .bind(now_ms())
+        .execute(self.conn())
+        .await?;
+        Ok(id)
+    }
+
+    /// Returns the new escalation's id and marks the conversation escalated.
+    pub async fn insert_escalation(
+        &mut self,
+        e: &NewEscalation<'_>,
+    ) -> Result<String, sqlx::Error> {
+        let (id, now, conversation_id) = (
+            Uuid::new_v4().to_string(),
+            now_ms(),
+            self.conversation_id.clone(),
+        );
+        sqlx::query(
+            "INSERT INTO escalations (id, conversation_id, reason, note, summary, status, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'requested', $6, $6)",
+        )
+        .bind(&id)
+        .bind(&conversation_id)
+        .bind(e.reason)
+        .bind(e.note)
+        .bind(e.summary)
+        .bind(now)
+        .execute(self.conn())
+        .await?;
+        sqlx::query("UPDATE conversations SET status = 'escalated' WHERE id = $1")
+            .bind(conversation_id)
+            .execute(self.conn())
+            .await?;
+        Ok(id)
+    }
+
+    pub async fn set_identity(
+        &mut self,
+        status: &str,
+        customer_id: Option<&str>,
+        verified_order: Option<&str>,
+    ) -> Result<(), sqlx::Error> {
+        let session_id = self.session_id.clone();
+        sqlx::query("UPDATE sessions SET identity_status = $1, customer_id = $2, verified_order = $3 WHERE id = $4")
+            .bind(status)
+            .bind(customer_id)
+            .bind(verified_order)
+            .bind(session_id)
+            .execute(self.conn())
+            .await
+            .map(|_| ())
+    }
+
+    /// Allocates the session's next seq. The row lock taken by this update
+    /// is what keeps seqs strictly increasing across sockets and replicas.
+    pub async fn next_seq(&mut self) -> Result<i64, sqlx::Error> {
+        let session_id = self.session_id.clone();
+        sqlx::query("UPDATE sessions SET last_seq = last_seq + 1, updated_at = $1 WHERE id = $2 RETURNING last_seq")
+            .bind(now_ms())
+            .bind(session_id)
+            .fetch_one(self.conn())
+            .await?
+            .try_get(0)
+    }
+
+    pub async fn insert_frame(
+        &mut self,
+        seq: i64,
+        kind: &str,
+        reply_to: Option<&str>,
+        body: &str,
+    ) -> Result<(), sqlx::Error> {
+        let session_id = self.session_id.clone();
+        sqlx::query("INSERT INTO frames (session_id, seq, kind, reply_to, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(session_id)
+            .bind(seq)
+            .bind(kind)
+            .bind(reply_to)
+            .bind(body)
+            .bind(now_ms())
+            .execute(self.conn())
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn commit(mut self) -> Result<(), sqlx::Error> {
+        let (conversation_id, now) = (self.conversation_id.clone(), now_ms());
+        sqlx::query("UPDATE conversations SET updated_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(conversation_id)
+            .execute(self.conn())
+            .await?;
+        self.tx.commit().await
+    }
+}
+
+fn stored_frame(r: &AnyRow) -> Result<StoredFrame, sqlx::Error> {
+    Ok(StoredFrame {
+        seq: r.try_get("seq")?,
+        body: r.try_get("body")?,
+    })
+}
+
+fn summary_row(r: &AnyRow) -> Result<ConversationSummary, sqlx::Error> {
+    Ok(ConversationSummary {
+        id: r.try_get("id")?,
+        session_id: r.try_get("session_id")?,
+        status: r.try_get("status")?,
+        identity_status: r.try_get("identity_status")?,
+        message_count: r.try_get("message_count")?,
+        csat_score: r.try_get("csat_score")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn message_row(r: &AnyRow) -> Result<MessageRow, sqlx::Error> {
+    let tools: Option<String> = r.try_get("tools")?;
+    Ok(MessageRow {
+        id: r.try_get("id")?,
+        role: r.try_get("role")?,
+        client_message_id: r.try_get("client_message_id")?,
+        reply_to: r.try_get("reply_to")?,
+        text: r.try_get("text")?,
+        intent: r.try_get("intent")?,
+        confidence: r.try_get("confidence")?,
+        tools: tools
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
+        outcome: r.try_get("outcome")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+fn escalation_row(r: &AnyRow) -> Result<EscalationRow, sqlx::Error> {
+    Ok(EscalationRow {
+        id: r.try_get("id")?,
+        reason: r.try_get("reason")?,
+        note: r.try_get("note")?,
+        summary: r.try_get("summary")?,
+        status: r.try_get("status")?,
+        reference: r.try_get("reference")?,
+        created_at: r.try_get("created_at")?,
+    })
+}
+
+impl Db {
+    /// How many replies in this conversation admitted not knowing.
+    pub async fn unanswered_count(&self, conversation_id: &str) -> Result<i64, sqlx::Error> {
+        sqlx::query(
+            "SELECT COUNT(*) FROM messages WHERE conversation_id = $1 AND outcome = 'unanswered'",
+        )
+        .bind(conversation_id)
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)
+    }
+}

@@ -1,0 +1,80 @@
+//! `/v1/admin/*`: the operator's API, behind `Authorization: Bearer <ADMIN_TOKEN>`.
+
+use axum::{
+    Json, Router,
+    extract::{FromRequestParts, Path, Query, State},
+    http::{header::AUTHORIZATION, request::Parts},
+    routing::get,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use super::error::{ApiError, ApiResult};
+use crate::app::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/admin/conversations", get(list_conversations))
+        .route("/v1/admin/conversations/{id}", get(conversation))
+}
+
+/// Proof that the request carried the admin token. Handlers that take it
+/// cannot run without it.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(expected) = &app.settings.admin_token else {
+            return Err(ApiError::AdminDisabled);
+        };
+        let presented = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        // Constant time, so the token cannot be guessed byte by byte.
+        if bool::from(presented.as_bytes().ct_eq(expected.expose().as_bytes())) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    limit: Option<i64>,
+    /// `updated_at` of the last conversation of the previous page.
+    before: Option<i64>,
+}
+
+async fn list_conversations(
+    _: Admin,
+    State(app): State<AppState>,
+    Query(q): Query<ListQuery>,
+) -> ApiResult<Json<Value>> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    let conversations = app.db.list_conversations(limit, q.before).await?;
+    let next_before = (conversations.len() as i64 == limit)
+        .then(|| conversations.last().map(|c| c.updated_at))
+        .flatten();
+    Ok(Json(
+        json!({ "conversations": conversations, "next_before": next_before }),
+    ))
+}
+
+async fn conversation(
+    _: Admin,
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let detail = app.db.conversation(&id).await?.ok_or(ApiError::NotFound)?;
+    Ok(Json(serde_json::to_value(detail).unwrap_or_default()))
+}

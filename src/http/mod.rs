@@ -1,0 +1,6 @@
+//! HTTP routes (PROTOCOL.md §4), one `router()` per area.
+
+pub mod admin;
+pub mod error;
+pub mod ops;
+pub mod site;

@@ -1,0 +1,31 @@
+//! A storefront AI support assistant: customers chat in a widget, the
+//! assistant answers from live store data and the store's own policies, and
+//! hands the conversation to a person when it should not answer itself.
+//!
+//! Map of the crate (see `../shared/design/ARCHITECTURE.md` for the shape):
+//!
+//! - [`config`]: settings from the environment, validated once; [`config::Secret`].
+//! - [`app`]: [`app::Application`] assembles state and routes and runs the server.
+//! - [`chat`]: the WebSocket protocol, gateway, sessions, turns and fan-out.
+//! - [`identity`]: who the customer is (tokens, guest verification) and the
+//!   [`identity::Scope`] every store lookup requires.
+//! - [`assistant`]: understand → decide (policy in code) → act → reply (templates).
+//! - [`commerce`]: the [`commerce::Store`] trait and the built-in demo store.
+//! - [`knowledge`]: the knowledge base: article files, passages, retrieval.
+//! - [`analytics`]: Prometheus metrics.
+//! - [`db`]: storage on SQLite or PostgreSQL, one set of queries.
+//! - [`http`]: health, metrics, admin API, the demo page and the widget.
+//! - [`text`]: word and term normalisation shared by the pieces above.
+
+pub mod analytics;
+pub mod app;
+pub mod assistant;
+pub mod chat;
+pub mod commerce;
+pub mod config;
+pub mod db;
+pub mod http;
+pub mod identity;
+pub mod knowledge;
+pub mod telemetry;
+pub mod text;
