@@ -46,19 +46,11 @@ pub enum StartupError {
     #[error("cannot load reply templates: {0}")]
     Templates(#[from] TemplateError),
     #[error("cannot read the knowledge base at {path}: {source}")]
-    Knowledge {
-        path: String,
-        source: std::io::Error,
-    },
-    #[error(
-        "SHOPIFY_SHOP is set, but this build only has the demo store (see issue: Shopify client)"
-    )]
+    Knowledge { path: String, source: std::io::Error },
+    #[error("SHOPIFY_SHOP is set, but this build only has the demo store (see issue: Shopify client)")]
     ShopifyUnsupported,
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: SocketAddr, source: std::io::Error },
 }
 
 pub struct Application {
@@ -81,7 +73,9 @@ impl Application {
         let assistant = Arc::new(Assistant::new(store, Arc::new(knowledge), templates));
 
         let jwt_secret = settings.identity_jwt_secret.clone().unwrap_or_else(|| {
-            tracing::warn!("IDENTITY_JWT_SECRET is not set: using a random secret, so no store-signed customer token will verify");
+            tracing::warn!(
+                "IDENTITY_JWT_SECRET is not set: using a random secret, so no store-signed customer token will verify"
+            );
             random_secret()
         });
         let tokens = TokenVerifier::hs256(
@@ -94,18 +88,10 @@ impl Application {
         }
 
         let metrics = Arc::new(Metrics::default());
-        let chat = Arc::new(ChatService::new(
-            db.clone(),
-            Hub::default(),
-            assistant.clone(),
-            metrics.clone(),
-        ));
+        let chat = Arc::new(ChatService::new(db.clone(), Hub::default(), assistant.clone(), metrics.clone()));
         let listener = TcpListener::bind(settings.bind_addr)
             .await
-            .map_err(|source| StartupError::Bind {
-                addr: settings.bind_addr,
-                source,
-            })?;
+            .map_err(|source| StartupError::Bind { addr: settings.bind_addr, source })?;
         let state = AppState {
             settings: Arc::new(settings),
             db,
@@ -122,17 +108,11 @@ impl Application {
             .merge(http::admin::router())
             .merge(http::site::router())
             .with_state(state.clone());
-        Ok(Self {
-            listener,
-            router,
-            state,
-        })
+        Ok(Self { listener, router, state })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener
-            .local_addr()
-            .expect("a bound listener has an address")
+        self.listener.local_addr().expect("a bound listener has an address")
     }
 
     pub fn port(&self) -> u16 {
@@ -147,20 +127,11 @@ impl Application {
     /// Serves until `shutdown_token()` is cancelled, then stops accepting,
     /// lets sockets finish their in-flight turns, and closes the database.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let Self {
-            listener,
-            router,
-            state,
-        } = self;
+        let Self { listener, router, state } = self;
         let shutdown = state.shutdown.clone();
-        axum::serve(listener, router)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await?;
+        axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
         state.tasks.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, state.tasks.wait())
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(SHUTDOWN_GRACE, state.tasks.wait()).await.is_err() {
             tracing::warn!("shutdown grace period over; abandoning unfinished turns");
         }
         state.db.close().await;
@@ -170,18 +141,12 @@ impl Application {
 
 fn load_knowledge(settings: &Settings) -> Result<LexicalIndex, StartupError> {
     let dir = &settings.knowledge_dir;
-    let (articles, problems) = load_dir(dir).map_err(|source| StartupError::Knowledge {
-        path: dir.display().to_string(),
-        source,
-    })?;
+    let (articles, problems) =
+        load_dir(dir).map_err(|source| StartupError::Knowledge { path: dir.display().to_string(), source })?;
     for problem in &problems {
         tracing::warn!(file = %problem.file, reason = %problem.reason, "skipped a knowledge-base file");
     }
-    tracing::info!(
-        articles = articles.len(),
-        skipped = problems.len(),
-        "knowledge base loaded"
-    );
+    tracing::info!(articles = articles.len(), skipped = problems.len(), "knowledge base loaded");
     Ok(LexicalIndex::new(articles))
 }
 

@@ -69,26 +69,15 @@ impl Settings {
             None => SocketAddr::from(([127, 0, 0, 1], 8080)),
         };
         let public_url = match get("PUBLIC_URL") {
-            Some(v) if v.starts_with("http://") || v.starts_with("https://") => {
-                v.trim_end_matches('/').to_owned()
-            }
+            Some(v) if v.starts_with("http://") || v.starts_with("https://") => v.trim_end_matches('/').to_owned(),
             Some(_) => {
-                return Err(ConfigError {
-                    name: "PUBLIC_URL",
-                    reason: "must start with http:// or https://".into(),
-                });
+                return Err(ConfigError { name: "PUBLIC_URL", reason: "must start with http:// or https://".into() });
             }
             None => format!("http://{bind_addr}"),
         };
         let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "data".into()));
         let database_url = match get("DATABASE_URL") {
-            Some(v)
-                if v.starts_with("sqlite:")
-                    || v.starts_with("postgres://")
-                    || v.starts_with("postgresql://") =>
-            {
-                v
-            }
+            Some(v) if v.starts_with("sqlite:") || v.starts_with("postgres://") || v.starts_with("postgresql://") => v,
             Some(_) => {
                 return Err(ConfigError {
                     name: "DATABASE_URL",
@@ -102,19 +91,14 @@ impl Settings {
             bind_addr,
             public_url,
             database_url,
-            knowledge_dir: PathBuf::from(
-                get("KNOWLEDGE_DIR").unwrap_or_else(|| "knowledge".into()),
-            ),
+            knowledge_dir: PathBuf::from(get("KNOWLEDGE_DIR").unwrap_or_else(|| "knowledge".into())),
             prompts_dir: PathBuf::from(get("PROMPTS_DIR").unwrap_or_else(|| "prompts".into())),
             identity_jwt_secret: get("IDENTITY_JWT_SECRET").map(Secret::new),
             identity_jwt_issuer: get("IDENTITY_JWT_ISSUER"),
             identity_jwt_audience: get("IDENTITY_JWT_AUDIENCE"),
             admin_token: match get("ADMIN_TOKEN") {
                 Some(t) if t.len() < 16 => {
-                    return Err(ConfigError {
-                        name: "ADMIN_TOKEN",
-                        reason: "must be at least 16 characters".into(),
-                    });
+                    return Err(ConfigError { name: "ADMIN_TOKEN", reason: "must be at least 16 characters".into() });
                 }
                 other => other.map(Secret::new),
             },
@@ -130,10 +114,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let vars: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Settings::from_lookup(|name| vars.get(name).cloned())
     }
 
@@ -151,10 +132,7 @@ mod tests {
         let err = settings(&[("BIND_ADDR", "not-an-address")]).unwrap_err();
         assert_eq!(err.name, "BIND_ADDR");
         assert!(err.to_string().starts_with("invalid setting BIND_ADDR"));
-        assert_eq!(
-            settings(&[("DATABASE_URL", "mysql://x")]).unwrap_err().name,
-            "DATABASE_URL"
-        );
+        assert_eq!(settings(&[("DATABASE_URL", "mysql://x")]).unwrap_err().name, "DATABASE_URL");
     }
 
     #[test]

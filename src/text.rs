@@ -34,10 +34,7 @@ pub fn stem(word: &str) -> String {
             let base = &w[..w.len() - suffix.len()];
             // `shoes` → `shoe`, not `sho`; `boxes` → `box`.
             if suffix == "es"
-                && !(base.ends_with('x')
-                    || base.ends_with("ch")
-                    || base.ends_with("sh")
-                    || base.ends_with('s'))
+                && !(base.ends_with('x') || base.ends_with("ch") || base.ends_with("sh") || base.ends_with('s'))
             {
                 return w[..w.len() - 1].to_owned();
             }
@@ -59,13 +56,12 @@ pub fn stem(word: &str) -> String {
 /// Common English words that carry no topic; left out of retrieval queries.
 pub fn is_stopword(term: &str) -> bool {
     const STOP: &[&str] = &[
-        "a", "about", "am", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by",
-        "can", "could", "do", "doe", "does", "did", "for", "from", "get", "got", "had", "has",
-        "have", "hello", "hi", "how", "i", "i'm", "if", "in", "is", "it", "it's", "its", "just",
-        "me", "my", "need", "of", "on", "or", "our", "please", "so", "some", "than", "that", "the",
-        "their", "them", "then", "there", "these", "they", "this", "to", "u", "up", "us", "wa",
-        "was", "we", "what", "when", "where", "which", "who", "why", "will", "with", "would",
-        "you", "your", "thank", "thanks", "hey", "there", "want", "know", "tell", "like",
+        "a", "about", "am", "an", "and", "any", "are", "as", "at", "be", "been", "but", "by", "can", "could", "do",
+        "doe", "does", "did", "for", "from", "get", "got", "had", "has", "have", "hello", "hi", "how", "i", "i'm",
+        "if", "in", "is", "it", "it's", "its", "just", "me", "my", "need", "of", "on", "or", "our", "please", "so",
+        "some", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "to", "u", "up",
+        "us", "wa", "was", "we", "what", "when", "where", "which", "who", "why", "will", "with", "would", "you",
+        "your", "thank", "thanks", "hey", "there", "want", "know", "tell", "like",
     ];
     STOP.contains(&term)
 }
@@ -82,12 +78,7 @@ mod tests {
 
     #[test]
     fn stems_make_inflections_meet() {
-        for (a, b) in [
-            ("returns", "return"),
-            ("refunds", "refund"),
-            ("shipping", "ship"),
-            ("policies", "policy"),
-        ] {
+        for (a, b) in [("returns", "return"), ("refunds", "refund"), ("shipping", "ship"), ("policies", "policy")] {
             assert_eq!(stem(a), stem(b), "{a} vs {b}");
         }
         assert_eq!(stem("shoes"), "shoe");

@@ -40,42 +40,13 @@ impl Default for Metrics {
         let turns = Family::<TurnLabels, Counter>::default();
         let escalations = Family::<ReasonLabels, Counter>::default();
         let frame_errors = Family::<CodeLabels, Counter>::default();
-        let turn_seconds = Histogram::new([
-            0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-        ]);
-        registry.register(
-            "chat_connections",
-            "Open chat WebSocket connections",
-            connections.clone(),
-        );
-        registry.register(
-            "turns",
-            "Customer messages answered, by intent and outcome",
-            turns.clone(),
-        );
-        registry.register(
-            "escalations",
-            "Handoffs to a person, by reason",
-            escalations.clone(),
-        );
-        registry.register(
-            "frame_errors",
-            "Error frames sent to clients, by code",
-            frame_errors.clone(),
-        );
-        registry.register(
-            "turn_duration_seconds",
-            "Time from a customer message to its reply",
-            turn_seconds.clone(),
-        );
-        Self {
-            registry,
-            connections,
-            turns,
-            escalations,
-            frame_errors,
-            turn_seconds,
-        }
+        let turn_seconds = Histogram::new([0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
+        registry.register("chat_connections", "Open chat WebSocket connections", connections.clone());
+        registry.register("turns", "Customer messages answered, by intent and outcome", turns.clone());
+        registry.register("escalations", "Handoffs to a person, by reason", escalations.clone());
+        registry.register("frame_errors", "Error frames sent to clients, by code", frame_errors.clone());
+        registry.register("turn_duration_seconds", "Time from a customer message to its reply", turn_seconds.clone());
+        Self { registry, connections, turns, escalations, frame_errors, turn_seconds }
     }
 }
 

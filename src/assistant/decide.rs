@@ -62,11 +62,7 @@ pub fn decide(u: &Understanding, identity: &Identity, escalated: bool) -> Action
         None => None,
     };
     if let Some(reason) = forced {
-        return if escalated {
-            Action::AlreadyWithAgent
-        } else {
-            Action::Handoff(reason)
-        };
+        return if escalated { Action::AlreadyWithAgent } else { Action::Handoff(reason) };
     }
 
     let needs_order = matches!(u.intent, Intent::OrderStatus | Intent::OrderChange);
@@ -90,52 +86,27 @@ mod tests {
     use crate::assistant::understand;
 
     fn verified() -> Identity {
-        Identity::Verified {
-            customer_id: "1".into(),
-            email: None,
-            name: None,
-        }
+        Identity::Verified { customer_id: "1".into(), email: None, name: None }
     }
 
     #[test]
     fn a_guest_asking_about_an_order_must_verify_first() {
-        assert_eq!(
-            decide(
-                &understand("where is my order #1001?"),
-                &Identity::Guest,
-                false
-            ),
-            Action::VerifyRequired
-        );
-        assert_eq!(
-            decide(&understand("where is my order #1001?"), &verified(), false),
-            Action::OrderStatus
-        );
+        assert_eq!(decide(&understand("where is my order #1001?"), &Identity::Guest, false), Action::VerifyRequired);
+        assert_eq!(decide(&understand("where is my order #1001?"), &verified(), false), Action::OrderStatus);
     }
 
     #[test]
     fn sensitive_messages_escalate_whoever_asks() {
         for identity in [Identity::Guest, verified()] {
-            let action = decide(
-                &understand("I'm calling my lawyer about order #1001"),
-                &identity,
-                false,
-            );
+            let action = decide(&understand("I'm calling my lawyer about order #1001"), &identity, false);
             assert_eq!(action, Action::Handoff(EscalationReason::SensitiveTopic));
         }
-        let action = decide(
-            &understand("let me talk to a person"),
-            &Identity::Guest,
-            false,
-        );
+        let action = decide(&understand("let me talk to a person"), &Identity::Guest, false);
         assert_eq!(action, Action::Handoff(EscalationReason::HumanRequested));
     }
 
     #[test]
     fn an_escalated_conversation_is_not_escalated_twice() {
-        assert_eq!(
-            decide(&understand("a human please"), &Identity::Guest, true),
-            Action::AlreadyWithAgent
-        );
+        assert_eq!(decide(&understand("a human please"), &Identity::Guest, true), Action::AlreadyWithAgent);
     }
 }

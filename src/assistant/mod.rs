@@ -56,20 +56,9 @@ impl Outcome {
 
 #[derive(Debug, Clone)]
 pub enum Reply {
-    Answer {
-        text: String,
-        cards: Vec<Card>,
-        citations: Vec<Citation>,
-    },
-    VerifyRequired {
-        text: String,
-        reason: &'static str,
-    },
-    Handoff {
-        text: String,
-        reason: EscalationReason,
-        summary: String,
-    },
+    Answer { text: String, cards: Vec<Card>, citations: Vec<Citation> },
+    VerifyRequired { text: String, reason: &'static str },
+    Handoff { text: String, reason: EscalationReason, summary: String },
 }
 
 #[derive(Debug, Clone)]
@@ -89,11 +78,7 @@ pub struct Assistant {
 
 impl Assistant {
     pub fn new(store: Arc<dyn Store>, knowledge: Arc<LexicalIndex>, templates: Templates) -> Self {
-        Self {
-            store,
-            knowledge,
-            templates,
-        }
+        Self { store, knowledge, templates }
     }
 
     pub fn ai_disclosure(&self) -> String {
@@ -113,8 +98,7 @@ impl Assistant {
         if already {
             self.templates.render("handoff_already", ())
         } else {
-            self.templates
-                .render("handoff", json!({ "reason": reason.as_str() }))
+            self.templates.render("handoff", json!({ "reason": reason.as_str() }))
         }
     }
 
@@ -123,32 +107,17 @@ impl Assistant {
         let understanding = understand(text);
         let action = decide(&understanding, ctx.identity, ctx.escalated);
         let mut tools = Vec::new();
-        let result = self
-            .act(&action, text, &understanding, ctx, &mut tools)
-            .await;
+        let result = self.act(&action, text, &understanding, ctx, &mut tools).await;
         let (reply, outcome) = match result {
             Ok(done) => done,
             Err(error) => {
                 tracing::warn!(%error, "store unavailable during a turn");
                 let text = self.templates.render("store_unavailable", ());
-                (
-                    Reply::Answer {
-                        text,
-                        cards: vec![],
-                        citations: vec![],
-                    },
-                    Outcome::Unanswered,
-                )
+                (Reply::Answer { text, cards: vec![], citations: vec![] }, Outcome::Unanswered)
             }
         };
         let (reply, outcome) = self.escalate_repeated_failure(reply, outcome, text, ctx);
-        Response {
-            intent: understanding.intent,
-            confidence: understanding.confidence,
-            reply,
-            tools,
-            outcome,
-        }
+        Response { intent: understanding.intent, confidence: understanding.confidence, reply, tools, outcome }
     }
 
     /// A second unanswered question in one conversation goes to a person:
@@ -163,21 +132,9 @@ impl Assistant {
         if outcome != Outcome::Unanswered || ctx.prior_unanswered < 1 || ctx.escalated {
             return (reply, outcome);
         }
-        let text_out = self
-            .templates
-            .render("unknown", json!({ "escalated": true }));
-        let summary = format!(
-            "The assistant could not answer twice. Last question: {}",
-            clip(text, 300)
-        );
-        (
-            Reply::Handoff {
-                text: text_out,
-                reason: EscalationReason::RepeatedFailure,
-                summary,
-            },
-            Outcome::Escalated,
-        )
+        let text_out = self.templates.render("unknown", json!({ "escalated": true }));
+        let summary = format!("The assistant could not answer twice. Last question: {}", clip(text, 300));
+        (Reply::Handoff { text: text_out, reason: EscalationReason::RepeatedFailure, summary }, Outcome::Escalated)
     }
 
     async fn act(
@@ -192,45 +149,17 @@ impl Assistant {
         Ok(match action {
             Action::Handoff(reason) => {
                 let order = u.order_numbers.first().cloned();
-                let text_out = self.templates.render(
-                    "handoff",
-                    json!({ "reason": reason.as_str(), "order": order }),
-                );
-                let summary = format!(
-                    "{} ({}): {}",
-                    reason.as_str(),
-                    u.intent.as_str(),
-                    clip(text, 300)
-                );
-                (
-                    Reply::Handoff {
-                        text: text_out,
-                        reason: *reason,
-                        summary,
-                    },
-                    Outcome::Escalated,
-                )
+                let text_out = self.templates.render("handoff", json!({ "reason": reason.as_str(), "order": order }));
+                let summary = format!("{} ({}): {}", reason.as_str(), u.intent.as_str(), clip(text, 300));
+                (Reply::Handoff { text: text_out, reason: *reason, summary }, Outcome::Escalated)
             }
             Action::AlreadyWithAgent => {
                 let text = self.templates.render("handoff_already", ());
-                (
-                    Reply::Answer {
-                        text,
-                        cards: vec![],
-                        citations: vec![],
-                    },
-                    Outcome::Escalated,
-                )
+                (Reply::Answer { text, cards: vec![], citations: vec![] }, Outcome::Escalated)
             }
             Action::VerifyRequired => {
                 let text = self.templates.render("verify_required", ());
-                (
-                    Reply::VerifyRequired {
-                        text,
-                        reason: "order_lookup",
-                    },
-                    Outcome::VerifyRequired,
-                )
+                (Reply::VerifyRequired { text, reason: "order_lookup" }, Outcome::VerifyRequired)
             }
             Action::OrderStatus => {
                 tools.push("store.orders");
@@ -238,31 +167,15 @@ impl Assistant {
                     Some(number) => match self.store.order(&scope, number).await? {
                         Some(order) => vec![order],
                         None => {
-                            let text = self
-                                .templates
-                                .render("order_not_found", json!({ "number": number }));
-                            return Ok((
-                                Reply::Answer {
-                                    text,
-                                    cards: vec![],
-                                    citations: vec![],
-                                },
-                                Outcome::Answered,
-                            ));
+                            let text = self.templates.render("order_not_found", json!({ "number": number }));
+                            return Ok((Reply::Answer { text, cards: vec![], citations: vec![] }, Outcome::Answered));
                         }
                     },
                     None => self.store.recent_orders(&scope, 3).await?,
                 };
                 if orders.is_empty() {
                     let text = self.templates.render("no_orders", ());
-                    return Ok((
-                        Reply::Answer {
-                            text,
-                            cards: vec![],
-                            citations: vec![],
-                        },
-                        Outcome::Answered,
-                    ));
+                    return Ok((Reply::Answer { text, cards: vec![], citations: vec![] }, Outcome::Answered));
                 }
                 // The latest order answers "where is my order?"; others are a number away.
                 let shown = &orders[..1];
@@ -271,11 +184,7 @@ impl Assistant {
                     json!({ "orders": shown.iter().map(views::order).collect::<Vec<_>>(), "more": orders.len() > 1 }),
                 );
                 (
-                    Reply::Answer {
-                        text,
-                        cards: shown.iter().map(views::order_card).collect(),
-                        citations: vec![],
-                    },
+                    Reply::Answer { text, cards: shown.iter().map(views::order_card).collect(), citations: vec![] },
                     Outcome::Answered,
                 )
             }
@@ -283,34 +192,15 @@ impl Assistant {
                 tools.push("store.orders");
                 let order = match u.order_numbers.first() {
                     Some(number) => self.store.order(&scope, number).await?,
-                    None => self
-                        .store
-                        .recent_orders(&scope, 1)
-                        .await?
-                        .into_iter()
-                        .next(),
+                    None => self.store.recent_orders(&scope, 1).await?.into_iter().next(),
                 };
-                let reply = self.templates.render(
-                    "order_change",
-                    json!({ "order": order.as_ref().map(views::order) }),
-                );
+                let reply = self.templates.render("order_change", json!({ "order": order.as_ref().map(views::order) }));
                 let summary = match &order {
-                    Some(o) => format!(
-                        "Change or cancellation of {} requested: {}",
-                        o.number,
-                        clip(text, 300)
-                    ),
+                    Some(o) => format!("Change or cancellation of {} requested: {}", o.number, clip(text, 300)),
                     None => format!("Change or cancellation requested: {}", clip(text, 300)),
                 };
                 let reason = EscalationReason::ActionRequired;
-                (
-                    Reply::Handoff {
-                        text: reply,
-                        reason,
-                        summary,
-                    },
-                    Outcome::Escalated,
-                )
+                (Reply::Handoff { text: reply, reason, summary }, Outcome::Escalated)
             }
             Action::ProductSearch => {
                 tools.push("store.products");
@@ -329,15 +219,10 @@ impl Assistant {
             },
             Action::Greeting => {
                 let name = match ctx.identity {
-                    Identity::Verified {
-                        name: Some(name), ..
-                    } => name.split_whitespace().next().map(str::to_owned),
+                    Identity::Verified { name: Some(name), .. } => name.split_whitespace().next().map(str::to_owned),
                     _ => None,
                 };
-                (
-                    self.render_answer("greeting", json!({ "name": name })),
-                    Outcome::Answered,
-                )
+                (self.render_answer("greeting", json!({ "name": name })), Outcome::Answered)
             }
             Action::Unknown => {
                 // Customers rarely use our words: try the knowledge base, then
@@ -363,11 +248,7 @@ impl Assistant {
     }
 
     fn render_answer(&self, template: &str, context: impl Serialize) -> Reply {
-        Reply::Answer {
-            text: self.templates.render(template, context),
-            cards: vec![],
-            citations: vec![],
-        }
+        Reply::Answer { text: self.templates.render(template, context), cards: vec![], citations: vec![] }
     }
 
     /// The best knowledge passage, quoted with its citation, if it is good enough.
@@ -378,20 +259,11 @@ impl Assistant {
             return None;
         }
         let excerpt = views::excerpt(&hit.text, text, 420);
-        let answer = self.templates.render(
-            "knowledge_answer",
-            json!({ "excerpt": excerpt, "title": hit.title, "heading": hit.heading }),
-        );
-        let citation = Citation {
-            article_id: hit.article_id,
-            title: hit.title,
-            url: hit.url,
-        };
-        Some(Reply::Answer {
-            text: answer,
-            cards: vec![],
-            citations: vec![citation],
-        })
+        let answer = self
+            .templates
+            .render("knowledge_answer", json!({ "excerpt": excerpt, "title": hit.title, "heading": hit.heading }));
+        let citation = Citation { article_id: hit.article_id, title: hit.title, url: hit.url };
+        Some(Reply::Answer { text: answer, cards: vec![], citations: vec![citation] })
     }
 
     async fn product_reply(
@@ -403,14 +275,8 @@ impl Assistant {
         let mut products = self.store.search_products(text, 3).await?;
         if products.is_empty() {
             // "Do you have this in a 10?" on a product page means that product.
-            if let Some(handle) = page
-                .and_then(|p| p.url.as_deref())
-                .and_then(views::product_handle)
-            {
-                products = self
-                    .store
-                    .search_products(&handle.replace('-', " "), 1)
-                    .await?;
+            if let Some(handle) = page.and_then(|p| p.url.as_deref()).and_then(views::product_handle) {
+                products = self.store.search_products(&handle.replace('-', " "), 1).await?;
             }
         }
         let Some(product) = products.first() else {
@@ -418,11 +284,7 @@ impl Assistant {
         };
         let context = views::product_context(product, u.size.as_deref(), &products[1..]);
         let text = self.templates.render("product_answer", context);
-        Ok(Some(Reply::Answer {
-            text,
-            cards: vec![views::product_card(product)],
-            citations: vec![],
-        }))
+        Ok(Some(Reply::Answer { text, cards: vec![views::product_card(product)], citations: vec![] }))
     }
 }
 

@@ -29,17 +29,11 @@ pub const REQUIRED: &[&str] = &[
 #[derive(Debug, thiserror::Error)]
 pub enum TemplateError {
     #[error("cannot read {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    Read { path: String, source: std::io::Error },
     #[error("template `{name}` is missing from {dir}")]
     Missing { name: &'static str, dir: String },
     #[error("template `{name}` does not compile: {source}")]
-    Compile {
-        name: String,
-        source: minijinja::Error,
-    },
+    Compile { name: String, source: minijinja::Error },
 }
 
 pub struct Templates {
@@ -55,20 +49,12 @@ impl Templates {
         for name in REQUIRED {
             let path = dir.join(format!("{name}.txt"));
             if !path.exists() {
-                return Err(TemplateError::Missing {
-                    name,
-                    dir: dir.display().to_string(),
-                });
+                return Err(TemplateError::Missing { name, dir: dir.display().to_string() });
             }
-            let source = std::fs::read_to_string(&path).map_err(|source| TemplateError::Read {
-                path: path.display().to_string(),
-                source,
-            })?;
+            let source = std::fs::read_to_string(&path)
+                .map_err(|source| TemplateError::Read { path: path.display().to_string(), source })?;
             env.add_template_owned(name.to_string(), source.trim_end().to_owned())
-                .map_err(|source| TemplateError::Compile {
-                    name: name.to_string(),
-                    source,
-                })?;
+                .map_err(|source| TemplateError::Compile { name: name.to_string(), source })?;
         }
         Ok(Self { env })
     }

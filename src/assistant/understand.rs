@@ -288,8 +288,6 @@ const INTENT_PHRASES: &[(Intent, &[&str])] = &[
             "europe",
             "australia",
             "gift card",
-            "how long does",
-            "how long do",
             "express",
             "overnight",
             "po box",
@@ -329,50 +327,24 @@ const INTENT_PHRASES: &[(Intent, &[&str])] = &[
             "invoice",
             "receipt",
             "charge on my card",
+            "chargeback",
+            "charge back",
+            "dispute",
         ],
     ),
     (
         Intent::Greeting,
-        &[
-            "hi",
-            "hello",
-            "hey",
-            "good morning",
-            "good afternoon",
-            "good evening",
-            "thanks",
-            "thank you",
-            "howdy",
-        ],
+        &["hi", "hello", "hey", "good morning", "good afternoon", "good evening", "thanks", "thank you", "howdy"],
     ),
 ];
 
 /// Words that lean towards an intent without deciding it alone.
 const WEAK_PHRASES: &[(Intent, &[&str])] = &[
-    (
-        Intent::OrderStatus,
-        &[
-            "my order",
-            "my package",
-            "my parcel",
-            "my delivery",
-            "arrive",
-            "shipped",
-        ],
-    ),
+    (Intent::PolicyQuestion, &["how long does", "how long do", "how long will", "how much does", "do you"]),
+    (Intent::OrderStatus, &["my order", "my package", "my parcel", "my delivery", "arrive", "shipped"]),
     (
         Intent::ProductQuestion,
-        &[
-            "boots",
-            "jacket",
-            "vest",
-            "socks",
-            "daypack",
-            "backpack",
-            "runners",
-            "shoes",
-            "ridgeline",
-        ],
+        &["boots", "jacket", "vest", "socks", "daypack", "backpack", "runners", "shoes", "ridgeline"],
     ),
 ];
 const WEAK_WEIGHT: f64 = 0.5;
@@ -400,35 +372,19 @@ pub fn understand(text: &str) -> Understanding {
     let mut scores: Vec<(Intent, f64)> = INTENT_PHRASES
         .iter()
         .map(|(intent, phrases)| {
-            let score = phrases
-                .iter()
-                .filter(|p| has(p))
-                .map(|p| 1.0 + p.split(' ').count() as f64 * 0.5)
-                .sum::<f64>();
-            let weak = WEAK_PHRASES
-                .iter()
-                .filter(|(i, _)| i == intent)
-                .flat_map(|(_, ps)| ps.iter());
-            (
-                *intent,
-                score + weak.filter(|p| has(p)).count() as f64 * WEAK_WEIGHT,
-            )
+            let score = phrases.iter().filter(|p| has(p)).map(|p| 1.0 + p.split(' ').count() as f64 * 0.5).sum::<f64>();
+            let weak = WEAK_PHRASES.iter().filter(|(i, _)| i == intent).flat_map(|(_, ps)| ps.iter());
+            (*intent, score + weak.filter(|p| has(p)).count() as f64 * WEAK_WEIGHT)
         })
         .collect();
     if !order_numbers.is_empty() {
         // An order number alone is most likely "what about this order?".
-        scores
-            .iter_mut()
-            .filter(|(i, _)| *i == Intent::OrderStatus)
-            .for_each(|(_, s)| *s += 1.5);
+        scores.iter_mut().filter(|(i, _)| *i == Intent::OrderStatus).for_each(|(_, s)| *s += 1.5);
     }
     let word_count = normalized.split_whitespace().count();
     if word_count > 6 {
         // "Hi, where is my order?" is not a greeting.
-        scores
-            .iter_mut()
-            .filter(|(i, _)| *i == Intent::Greeting)
-            .for_each(|(_, s)| *s *= 0.2);
+        scores.iter_mut().filter(|(i, _)| *i == Intent::Greeting).for_each(|(_, s)| *s *= 0.2);
     }
     scores.sort_by(|a, b| b.1.total_cmp(&a.1));
     let (best, best_score) = scores[0];
@@ -437,15 +393,10 @@ pub fn understand(text: &str) -> Understanding {
     let (intent, confidence) = match signal {
         Some(Signal::HumanRequested) => (Intent::HumanRequest, 0.95),
         Some(Signal::NegativeSentiment) => (Intent::Complaint, 0.85),
-        Some(Signal::SensitiveTopic) if best_score == 0.0 || best == Intent::Greeting => {
-            (Intent::Complaint, 0.7)
-        }
+        Some(Signal::SensitiveTopic) if best_score == 0.0 || best == Intent::Greeting => (Intent::Complaint, 0.7),
         _ if best_score == 0.0 => (Intent::Other, 0.2),
         // Confidence grows with evidence and with the margin over the runner-up.
-        _ => (
-            best,
-            (0.45 + 0.1 * best_score + 0.15 * (best_score - runner_up) / best_score).min(0.95),
-        ),
+        _ => (best, (0.45 + 0.1 * best_score + 0.15 * (best_score - runner_up) / best_score).min(0.95)),
     };
 
     Understanding {
@@ -468,21 +419,13 @@ fn shouting(text: &str) -> bool {
 /// `#1001`, `order 1001`, `order number 1001`, `order no. 1001`.
 fn order_numbers(text: &str) -> Vec<String> {
     let lower = text.to_lowercase();
-    let tokens: Vec<&str> = lower
-        .split(|c: char| c.is_whitespace() || c == ',' || c == '?' || c == ':')
-        .collect();
+    let tokens: Vec<&str> = lower.split(|c: char| c.is_whitespace() || c == ',' || c == '?' || c == ':').collect();
     let mut found = Vec::new();
     for (i, token) in tokens.iter().enumerate() {
-        let digits = token
-            .trim_start_matches('#')
-            .trim_end_matches(['.', '!', ')']);
-        let is_number =
-            (3..=12).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
-        let after_order_word = tokens[..i]
-            .iter()
-            .rev()
-            .take(2)
-            .any(|t| matches!(*t, "order" | "number" | "no." | "no" | "#"));
+        let digits = token.trim_start_matches('#').trim_end_matches(['.', '!', ')']);
+        let is_number = (3..=12).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+        let after_order_word =
+            tokens[..i].iter().rev().take(2).any(|t| matches!(*t, "order" | "number" | "no." | "no" | "#"));
         if is_number && (token.starts_with('#') || after_order_word) {
             let number = format!("#{digits}");
             if !found.contains(&number) {
@@ -496,10 +439,7 @@ fn order_numbers(text: &str) -> Vec<String> {
 fn emails(text: &str) -> Vec<String> {
     text.split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '<' | '>' | '(' | ')'))
         .map(|t| t.trim_end_matches(['.', '!', '?']))
-        .filter(|t| {
-            t.split_once('@')
-                .is_some_and(|(user, host)| !user.is_empty() && host.contains('.'))
-        })
+        .filter(|t| t.split_once('@').is_some_and(|(user, host)| !user.is_empty() && host.contains('.')))
         .map(str::to_lowercase)
         .collect()
 }
@@ -541,10 +481,7 @@ mod tests {
         assert_eq!(intent("where is my order?"), Intent::OrderStatus);
         assert_eq!(intent("Any news on #1001"), Intent::OrderStatus);
         assert_eq!(intent("can I return these boots?"), Intent::ReturnRefund);
-        assert_eq!(
-            intent("do you have the ridgeline boots in size 10?"),
-            Intent::ProductQuestion
-        );
+        assert_eq!(intent("do you have the ridgeline boots in size 10?"), Intent::ProductQuestion);
         assert_eq!(intent("do you ship to canada"), Intent::PolicyQuestion);
         assert_eq!(intent("I need to cancel my order"), Intent::OrderChange);
         assert_eq!(intent("I was charged twice"), Intent::BillingIssue);
@@ -554,26 +491,11 @@ mod tests {
 
     #[test]
     fn signals_that_force_a_person_are_seen() {
-        assert_eq!(
-            understand("can I talk to a person").signal,
-            Some(Signal::HumanRequested)
-        );
-        assert_eq!(
-            understand("I'll file a chargeback with my bank").signal,
-            Some(Signal::SensitiveTopic)
-        );
-        assert_eq!(
-            understand("this is ridiculous, worst service ever").signal,
-            Some(Signal::NegativeSentiment)
-        );
-        assert_eq!(
-            understand("WHERE IS MY ORDER I PAID TWO WEEKS AGO").signal,
-            Some(Signal::NegativeSentiment)
-        );
-        assert_eq!(
-            understand("my boots arrived damaged").signal,
-            Some(Signal::DamagedGoods)
-        );
+        assert_eq!(understand("can I talk to a person").signal, Some(Signal::HumanRequested));
+        assert_eq!(understand("I'll file a chargeback with my bank").signal, Some(Signal::SensitiveTopic));
+        assert_eq!(understand("this is ridiculous, worst service ever").signal, Some(Signal::NegativeSentiment));
+        assert_eq!(understand("WHERE IS MY ORDER I PAID TWO WEEKS AGO").signal, Some(Signal::NegativeSentiment));
+        assert_eq!(understand("my boots arrived damaged").signal, Some(Signal::DamagedGoods));
         assert_eq!(understand("where is my order").signal, None);
     }
 
@@ -584,10 +506,6 @@ mod tests {
         assert_eq!(u.emails, ["ava@example.com"]);
         assert_eq!(u.size.as_deref(), Some("8.5"));
         assert_eq!(understand("order number 1002").order_numbers, ["#1002"]);
-        assert!(
-            understand("I want 2 pairs in 2024")
-                .order_numbers
-                .is_empty()
-        );
+        assert!(understand("I want 2 pairs in 2024").order_numbers.is_empty());
     }
 }

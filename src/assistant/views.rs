@@ -16,15 +16,9 @@ fn order_state(order: &Order) -> String {
             Some(day) => format!("was delivered on {day}"),
             None => "was delivered".into(),
         },
-        (_, FulfillmentStatus::InTransit | FulfillmentStatus::Fulfilled) => {
-            "has shipped and is on its way".into()
-        }
-        (_, FulfillmentStatus::PartiallyFulfilled) => {
-            "has partly shipped; the rest follows separately".into()
-        }
-        (_, FulfillmentStatus::Unfulfilled) => {
-            "is being prepared at our warehouse and hasn't shipped yet".into()
-        }
+        (_, FulfillmentStatus::InTransit | FulfillmentStatus::Fulfilled) => "has shipped and is on its way".into(),
+        (_, FulfillmentStatus::PartiallyFulfilled) => "has partly shipped; the rest follows separately".into(),
+        (_, FulfillmentStatus::Unfulfilled) => "is being prepared at our warehouse and hasn't shipped yet".into(),
     }
 }
 
@@ -42,10 +36,7 @@ pub fn order(order: &Order) -> Value {
 }
 
 fn label<T: serde::Serialize>(value: T) -> String {
-    serde_json::to_value(value)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_owned))
-        .unwrap_or_default()
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
 pub fn order_card(order: &Order) -> Card {
@@ -75,18 +66,8 @@ pub fn product_card(product: &Product) -> Card {
 
 pub fn product_context(product: &Product, size: Option<&str>, others: &[Product]) -> Value {
     // Variants are titled by size ("10", "M") or colour; match the size exactly.
-    let variant = size.and_then(|s| {
-        product
-            .variants
-            .iter()
-            .find(|v| v.title.eq_ignore_ascii_case(s))
-    });
-    let in_stock: Vec<&str> = product
-        .variants
-        .iter()
-        .filter(|v| v.available)
-        .map(|v| v.title.as_str())
-        .collect();
+    let variant = size.and_then(|s| product.variants.iter().find(|v| v.title.eq_ignore_ascii_case(s)));
+    let in_stock: Vec<&str> = product.variants.iter().filter(|v| v.available).map(|v| v.title.as_str()).collect();
     json!({
         "product": { "title": product.title, "price": format_money(product.price_cents) },
         "currency": product.currency,
@@ -115,31 +96,22 @@ pub fn excerpt(passage: &str, question: &str, max_chars: usize) -> String {
         .flat_map(|line| split_sentences(line.trim()))
         .filter(|u| !u.is_empty() && !u.starts_with("|--") && !u.starts_with("| --"))
         .collect();
-    let mut ranked: Vec<(usize, usize)> = units
-        .iter()
-        .enumerate()
-        .map(|(i, u)| (i, terms(u).filter(|t| wanted.contains(t)).count()))
-        .collect();
+    let mut ranked: Vec<(usize, usize)> =
+        units.iter().enumerate().map(|(i, u)| (i, terms(u).filter(|t| wanted.contains(t)).count())).collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
 
     let mut chosen = Vec::new();
     let mut length = 0;
     for (i, score) in ranked {
         let unit_len = units[i].chars().count();
-        if (score == 0 && !chosen.is_empty())
-            || (length + unit_len > max_chars && !chosen.is_empty())
-        {
+        if (score == 0 && !chosen.is_empty()) || (length + unit_len > max_chars && !chosen.is_empty()) {
             continue;
         }
         chosen.push(i);
         length += unit_len + 1;
     }
     chosen.sort_unstable();
-    chosen
-        .iter()
-        .map(|&i| units[i].trim_start_matches(['-', '*', ' ']))
-        .collect::<Vec<_>>()
-        .join(" ")
+    chosen.iter().map(|&i| units[i].trim_start_matches(['-', '*', ' '])).collect::<Vec<_>>().join(" ")
 }
 
 fn split_sentences(line: &str) -> Vec<&str> {

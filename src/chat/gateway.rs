@@ -34,39 +34,21 @@ const MAX_STRIKES: u32 = 20;
 const WORKER_QUEUE: usize = 16;
 
 pub async fn chat(ws: WebSocketUpgrade, State(app): State<AppState>) -> Response {
-    ws.max_message_size(MAX_WS_MESSAGE_BYTES)
-        .on_upgrade(move |socket| async move {
-            let tasks = app.tasks.clone();
-            let (sink, stream) = socket.split();
-            // Tracked, so graceful shutdown waits for the socket to flush its last frames.
-            tasks
-                .track_future(Connection::new(app).run(sink, stream))
-                .await;
-        })
+    ws.max_message_size(MAX_WS_MESSAGE_BYTES).on_upgrade(move |socket| async move {
+        let tasks = app.tasks.clone();
+        let (sink, stream) = socket.split();
+        // Tracked, so graceful shutdown waits for the socket to flush its last frames.
+        tasks.track_future(Connection::new(app).run(sink, stream)).await;
+    })
 }
 
 /// Work that changes the session, run in order by the connection's worker.
 enum Command {
-    Message {
-        id: String,
-        text: String,
-    },
-    Verify {
-        order_number: String,
-        email: String,
-    },
-    Handoff {
-        note: Option<String>,
-    },
-    Feedback {
-        message_id: String,
-        rating: Rating,
-        comment: Option<String>,
-    },
-    Csat {
-        score: u8,
-        comment: Option<String>,
-    },
+    Message { id: String, text: String },
+    Verify { order_number: String, email: String },
+    Handoff { note: Option<String> },
+    Feedback { message_id: String, rating: Rating, comment: Option<String> },
+    Csat { score: u8, comment: Option<String> },
 }
 
 struct Connection {
@@ -87,11 +69,7 @@ struct Attached {
 
 impl Connection {
     fn new(app: AppState) -> Self {
-        Self {
-            app,
-            id: uuid::Uuid::new_v4().to_string(),
-            strikes: 0,
-        }
+        Self { app, id: uuid::Uuid::new_v4().to_string(), strikes: 0 }
     }
 
     #[tracing::instrument(name = "chat", skip_all, fields(connection = %self.id))]
@@ -175,13 +153,7 @@ impl Connection {
             }
         }
 
-        if let Some(Attached {
-            session_id,
-            mut frames,
-            commands,
-            mut last_seq,
-        }) = attached
-        {
+        if let Some(Attached { session_id, mut frames, commands, mut last_seq }) = attached {
             // Let queued turns finish, then flush what they produced.
             drop(commands);
             drop(direct_tx);
@@ -194,10 +166,7 @@ impl Connection {
             drop(frames);
             self.app.chat.hub().release(&session_id);
         }
-        let close = CloseFrame {
-            code: close_code::AWAY,
-            reason: Utf8Bytes::from_static("server closing"),
-        };
+        let close = CloseFrame { code: close_code::AWAY, reason: Utf8Bytes::from_static("server closing") };
         let _ = sink.send(Message::Close(Some(close))).await;
         self.app.metrics.connections.dec();
     }
@@ -206,13 +175,7 @@ impl Connection {
     /// misbehaved often enough to be disconnected.
     async fn refuse<W: Sink<Message> + Unpin>(&mut self, sink: &mut W, error: FrameError) -> bool {
         self.strikes += 1;
-        self.app
-            .metrics
-            .frame_errors
-            .get_or_create(&CodeLabels {
-                code: error.code.as_str(),
-            })
-            .inc();
+        self.app.metrics.frame_errors.get_or_create(&CodeLabels { code: error.code.as_str() }).inc();
         let sent = send(sink, &ServerFrame::error(error.code, error.message)).await;
         sent.is_err() || self.strikes >= MAX_STRIKES
     }
@@ -235,11 +198,7 @@ impl Connection {
                         ErrorCode::Unauthorized,
                         "Your sign-in could not be verified. Please sign in again.",
                     );
-                    return if self.refuse(sink, refused).await {
-                        Err(())
-                    } else {
-                        Ok(None)
-                    };
+                    return if self.refuse(sink, refused).await { Err(()) } else { Ok(None) };
                 }
             },
         };
@@ -250,10 +209,7 @@ impl Connection {
         };
         let (session, last_seq, resumed) = match resumed {
             Ok(Some((session, last_seq))) => (session, last_seq, true),
-            Ok(None) => match chat
-                .open(identity, hello.locale.as_deref(), hello.page)
-                .await
-            {
+            Ok(None) => match chat.open(identity, hello.locale.as_deref(), hello.page).await {
                 Ok((session, last_seq)) => (session, last_seq, false),
                 Err(error) => return self.internal(sink, &error).await,
             },
@@ -271,12 +227,7 @@ impl Connection {
         };
         send(sink, &welcome).await?;
         let (commands, queue) = mpsc::channel(WORKER_QUEUE);
-        let mut attached = Attached {
-            session_id: session.id.clone(),
-            frames,
-            commands,
-            last_seq: 0,
-        };
+        let mut attached = Attached { session_id: session.id.clone(), frames, commands, last_seq: 0 };
         if resumed {
             let after = hello.last_seq.unwrap_or(0).clamp(0, last_seq);
             attached.last_seq = after;
@@ -290,12 +241,7 @@ impl Connection {
         } else {
             attached.last_seq = last_seq;
         }
-        let worker = Worker {
-            app: self.app.clone(),
-            connection_id: self.id.clone(),
-            session,
-            direct,
-        };
+        let worker = Worker { app: self.app.clone(), connection_id: self.id.clone(), session, direct };
         self.app.tasks.spawn(worker.run(queue));
         Ok(Some(attached))
     }
@@ -306,14 +252,8 @@ impl Connection {
         error: &super::service::ChatError,
     ) -> Result<Option<Attached>, ()> {
         tracing::error!(%error, "hello failed");
-        send(
-            sink,
-            &ServerFrame::error(
-                ErrorCode::Internal,
-                "Something went wrong on our side. Please try again.",
-            ),
-        )
-        .await?;
+        send(sink, &ServerFrame::error(ErrorCode::Internal, "Something went wrong on our side. Please try again."))
+            .await?;
         Ok(None)
     }
 }
@@ -329,23 +269,9 @@ struct Hello {
 fn command(frame: ClientFrame) -> Option<Command> {
     Some(match frame {
         ClientFrame::Message { id, text } => Command::Message { id, text },
-        ClientFrame::Verify {
-            order_number,
-            email,
-        } => Command::Verify {
-            order_number,
-            email,
-        },
+        ClientFrame::Verify { order_number, email } => Command::Verify { order_number, email },
         ClientFrame::HandoffRequest { note } => Command::Handoff { note },
-        ClientFrame::Feedback {
-            message_id,
-            rating,
-            comment,
-        } => Command::Feedback {
-            message_id,
-            rating,
-            comment,
-        },
+        ClientFrame::Feedback { message_id, rating, comment } => Command::Feedback { message_id, rating, comment },
         ClientFrame::Csat { score, comment } => Command::Csat { score, comment },
         ClientFrame::Hello { .. } | ClientFrame::Ping => return None,
     })
@@ -384,63 +310,30 @@ impl Worker {
                         Err(e) => Err(e),
                     }
                 }
-                Command::Verify {
-                    order_number,
-                    email,
-                } => chat
-                    .verify(
-                        &mut self.session,
-                        &self.connection_id,
-                        &order_number,
-                        &email,
-                    )
+                Command::Verify { order_number, email } => chat
+                    .verify(&mut self.session, &self.connection_id, &order_number, &email)
                     .await
                     .map(|r| r.err().map(|e| ServerFrame::error(e.code, e.message))),
-                Command::Handoff { note } => chat
-                    .handoff_request(&self.session, note.as_deref())
-                    .await
-                    .map(|()| None),
-                Command::Feedback {
-                    message_id,
-                    rating,
-                    comment,
-                } => chat
-                    .feedback(&self.session, &message_id, rating, comment.as_deref())
-                    .await
-                    .map(|found| {
-                        (!found).then(|| {
-                            ServerFrame::error(
-                                ErrorCode::BadRequest,
-                                "There is no such reply to rate.",
-                            )
-                        })
-                    }),
-                Command::Csat { score, comment } => chat
-                    .csat(&self.session, score, comment.as_deref())
-                    .await
-                    .map(|()| None),
+                Command::Handoff { note } => chat.handoff_request(&self.session, note.as_deref()).await.map(|()| None),
+                Command::Feedback { message_id, rating, comment } => {
+                    chat.feedback(&self.session, &message_id, rating, comment.as_deref()).await.map(|found| {
+                        (!found).then(|| ServerFrame::error(ErrorCode::BadRequest, "There is no such reply to rate."))
+                    })
+                }
+                Command::Csat { score, comment } => {
+                    chat.csat(&self.session, score, comment.as_deref()).await.map(|()| None)
+                }
             };
             let frame = match result {
                 Ok(frame) => frame,
                 Err(error) => {
                     tracing::error!(%error, "turn failed");
                     let e = FrameError::from(&error);
-                    Some(ServerFrame::Error {
-                        seq: None,
-                        reply_to,
-                        code: e.code,
-                        message: e.message,
-                    })
+                    Some(ServerFrame::Error { seq: None, reply_to, code: e.code, message: e.message })
                 }
             };
             if let Some(frame) = frame {
-                let _ = self
-                    .direct
-                    .send(Outbound {
-                        seq: None,
-                        json: frame.to_json().into(),
-                    })
-                    .await;
+                let _ = self.direct.send(Outbound { seq: None, json: frame.to_json().into() }).await;
             }
         }
     }
@@ -454,24 +347,16 @@ async fn recv(attached: &mut Option<Attached>) -> Result<Outbound, broadcast::er
 }
 
 /// Sends a session frame unless this socket already delivered its seq.
-async fn deliver<W: Sink<Message> + Unpin>(
-    sink: &mut W,
-    last_seq: &mut i64,
-    frame: &Outbound,
-) -> Result<(), ()> {
+async fn deliver<W: Sink<Message> + Unpin>(sink: &mut W, last_seq: &mut i64, frame: &Outbound) -> Result<(), ()> {
     if let Some(seq) = frame.seq {
         if seq <= *last_seq {
             return Ok(());
         }
         *last_seq = seq;
     }
-    sink.send(Message::Text(Utf8Bytes::from(frame.json.as_ref())))
-        .await
-        .map_err(|_| ())
+    sink.send(Message::Text(Utf8Bytes::from(frame.json.as_ref()))).await.map_err(|_| ())
 }
 
 async fn send<W: Sink<Message> + Unpin>(sink: &mut W, frame: &ServerFrame) -> Result<(), ()> {
-    sink.send(Message::Text(frame.to_json().into()))
-        .await
-        .map_err(|_| ())
+    sink.send(Message::Text(frame.to_json().into())).await.map_err(|_| ())
 }

@@ -30,10 +30,7 @@ pub struct Hub {
 impl Hub {
     pub fn subscribe(&self, session_id: &str) -> broadcast::Receiver<Outbound> {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions
-            .entry(session_id.to_owned())
-            .or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0)
-            .subscribe()
+        sessions.entry(session_id.to_owned()).or_insert_with(|| broadcast::channel(CHANNEL_CAPACITY).0).subscribe()
     }
 
     pub fn publish(&self, session_id: &str, frame: Outbound) {
@@ -49,10 +46,7 @@ impl Hub {
     /// Called when a socket leaves, so idle sessions do not pin memory.
     pub fn release(&self, session_id: &str) {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        if sessions
-            .get(session_id)
-            .is_some_and(|s| s.receiver_count() == 0)
-        {
+        if sessions.get(session_id).is_some_and(|s| s.receiver_count() == 0) {
             sessions.remove(session_id);
         }
     }

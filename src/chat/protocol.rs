@@ -75,10 +75,7 @@ pub struct FrameError {
 
 impl FrameError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
+        Self { code, message: message.into() }
     }
 }
 
@@ -86,10 +83,7 @@ impl FrameError {
 /// echoes the frame back.
 pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
     if text.len() > MAX_FRAME_BYTES {
-        return Err(FrameError::new(
-            ErrorCode::TooLarge,
-            format!("Frames are limited to {MAX_FRAME_BYTES} bytes."),
-        ));
+        return Err(FrameError::new(ErrorCode::TooLarge, format!("Frames are limited to {MAX_FRAME_BYTES} bytes.")));
     }
     let frame: ClientFrame = serde_json::from_str(text).map_err(|e| {
         let message = if e.is_syntax() || e.is_eof() {
@@ -97,10 +91,7 @@ pub fn parse_client_frame(text: &str) -> Result<ClientFrame, FrameError> {
         } else {
             // serde's wording names the field or the unknown `type`, never
             // more of the input than that.
-            format!(
-                "The frame is not valid: {}.",
-                e.to_string().split(" at line").next().unwrap_or("invalid")
-            )
+            format!("The frame is not valid: {}.", e.to_string().split(" at line").next().unwrap_or("invalid"))
         };
         FrameError::new(ErrorCode::BadRequest, message)
     })?;
@@ -123,10 +114,7 @@ fn validate(frame: &ClientFrame) -> Result<(), FrameError> {
         ClientFrame::Csat { score, .. } if !(1..=5).contains(score) => {
             return bad("`score` must be 1 to 5.");
         }
-        ClientFrame::Verify {
-            order_number,
-            email,
-        } if order_number.len() > 64 || email.len() > 254 => {
+        ClientFrame::Verify { order_number, email } if order_number.len() > 64 || email.len() > 254 => {
             return bad("The order number or email is too long.");
         }
         _ => {}
@@ -269,12 +257,7 @@ pub enum ServerFrame {
 
 impl ServerFrame {
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
-        ServerFrame::Error {
-            seq: None,
-            reply_to: None,
-            code,
-            message: message.into(),
-        }
+        ServerFrame::Error { seq: None, reply_to: None, code, message: message.into() }
     }
 
     /// The `type` name, as stored in the frame log.
@@ -296,9 +279,7 @@ impl ServerFrame {
         match self {
             ServerFrame::Message(m) => m.reply_to.as_deref(),
             ServerFrame::VerifyRequired { reply_to, .. } => Some(reply_to),
-            ServerFrame::Handoff { reply_to, .. } | ServerFrame::Error { reply_to, .. } => {
-                reply_to.as_deref()
-            }
+            ServerFrame::Handoff { reply_to, .. } | ServerFrame::Error { reply_to, .. } => reply_to.as_deref(),
             _ => None,
         }
     }
@@ -329,13 +310,7 @@ mod tests {
 
     #[test]
     fn unknown_types_and_bad_json_are_bad_requests() {
-        for text in [
-            "{",
-            "[]",
-            r#"{"type":"launch_missiles"}"#,
-            r#"{"type":"message","id":"1"}"#,
-            r#"{"text":"hi"}"#,
-        ] {
+        for text in ["{", "[]", r#"{"type":"launch_missiles"}"#, r#"{"type":"message","id":"1"}"#, r#"{"text":"hi"}"#] {
             let err = parse_client_frame(text).unwrap_err();
             assert_eq!(err.code, ErrorCode::BadRequest, "{text}");
         }
@@ -343,36 +318,18 @@ mod tests {
 
     #[test]
     fn message_text_is_limited_to_4000_characters() {
-        let ok = format!(
-            r#"{{"type":"message","id":"1","text":"{}"}}"#,
-            "é".repeat(4000)
-        );
+        let ok = format!(r#"{{"type":"message","id":"1","text":"{}"}}"#, "é".repeat(4000));
         assert!(parse_client_frame(&ok).is_ok());
-        let long = format!(
-            r#"{{"type":"message","id":"1","text":"{}"}}"#,
-            "a".repeat(4001)
-        );
-        assert_eq!(
-            parse_client_frame(&long).unwrap_err().code,
-            ErrorCode::BadRequest
-        );
+        let long = format!(r#"{{"type":"message","id":"1","text":"{}"}}"#, "a".repeat(4001));
+        assert_eq!(parse_client_frame(&long).unwrap_err().code, ErrorCode::BadRequest);
         let empty = r#"{"type":"message","id":"1","text":"  "}"#;
-        assert_eq!(
-            parse_client_frame(empty).unwrap_err().code,
-            ErrorCode::BadRequest
-        );
+        assert_eq!(parse_client_frame(empty).unwrap_err().code, ErrorCode::BadRequest);
     }
 
     #[test]
     fn oversize_frames_are_too_large() {
-        let huge = format!(
-            r#"{{"type":"message","id":"1","text":"{}"}}"#,
-            "a".repeat(MAX_FRAME_BYTES)
-        );
-        assert_eq!(
-            parse_client_frame(&huge).unwrap_err().code,
-            ErrorCode::TooLarge
-        );
+        let huge = format!(r#"{{"type":"message","id":"1","text":"{}"}}"#, "a".repeat(MAX_FRAME_BYTES));
+        assert_eq!(parse_client_frame(&huge).unwrap_err().code, ErrorCode::TooLarge);
     }
 
     #[test]

@@ -32,10 +32,7 @@ pub enum ChatError {
 
 impl From<&ChatError> for FrameError {
     fn from(_: &ChatError) -> Self {
-        FrameError::new(
-            ErrorCode::Internal,
-            "Something went wrong on our side. Please try again.",
-        )
+        FrameError::new(ErrorCode::Internal, "Something went wrong on our side. Please try again.")
     }
 }
 
@@ -57,13 +54,7 @@ pub struct ChatService {
 
 impl ChatService {
     pub fn new(db: Db, hub: Hub, assistant: Arc<Assistant>, metrics: Arc<Metrics>) -> Self {
-        Self {
-            db,
-            hub,
-            assistant,
-            metrics,
-            verify_attempts: AttemptLimiter::guest_verification(),
-        }
+        Self { db, hub, assistant, metrics, verify_attempts: AttemptLimiter::guest_verification() }
     }
 
     pub fn hub(&self) -> &Hub {
@@ -89,15 +80,7 @@ impl ChatService {
                 locale,
             })
             .await?;
-        Ok((
-            Session {
-                id: row.id,
-                conversation_id: row.conversation_id,
-                identity,
-                page,
-            },
-            0,
-        ))
+        Ok((Session { id: row.id, conversation_id: row.conversation_id, identity, page }, 0))
     }
 
     /// Resumes `session_id` for `identity`. `None` when there is no such
@@ -117,68 +100,29 @@ impl ChatService {
         if row.identity_status != identity.status() {
             // A guest who signed in keeps the conversation, now verified.
             let mut w = self.db.writer(&row.id, &row.conversation_id).await?;
-            w.set_identity(identity.status(), identity.customer_id(), None)
-                .await?;
+            w.set_identity(identity.status(), identity.customer_id(), None).await?;
             w.commit().await?;
         }
-        Ok(Some((
-            Session {
-                id: row.id,
-                conversation_id: row.conversation_id,
-                identity,
-                page,
-            },
-            row.last_seq,
-        )))
+        Ok(Some((Session { id: row.id, conversation_id: row.conversation_id, identity, page }, row.last_seq)))
     }
 
-    pub async fn replay(
-        &self,
-        session_id: &str,
-        after_seq: i64,
-    ) -> Result<Vec<Outbound>, ChatError> {
-        Ok(self
-            .db
-            .frames_after(session_id, after_seq)
-            .await?
-            .into_iter()
-            .map(outbound)
-            .collect())
+    pub async fn replay(&self, session_id: &str, after_seq: i64) -> Result<Vec<Outbound>, ChatError> {
+        Ok(self.db.frames_after(session_id, after_seq).await?.into_iter().map(outbound).collect())
     }
 
     /// One customer message, answered exactly once per client message id.
     #[tracing::instrument(skip_all, fields(session = %session.id, client_message_id = %client_id))]
-    pub async fn message(
-        &self,
-        session: &Session,
-        client_id: &str,
-        text: &str,
-    ) -> Result<TurnResult, ChatError> {
+    pub async fn message(&self, session: &Session, client_id: &str, text: &str) -> Result<TurnResult, ChatError> {
         let started = Instant::now();
-        if !self
-            .db
-            .insert_customer_message(&session.conversation_id, client_id, text)
-            .await?
-        {
+        if !self.db.insert_customer_message(&session.conversation_id, client_id, text).await? {
             let frames = self.db.frames_replying_to(&session.id, client_id).await?;
-            return Ok(TurnResult::Duplicate(
-                frames.into_iter().map(outbound).collect(),
-            ));
+            return Ok(TurnResult::Duplicate(frames.into_iter().map(outbound).collect()));
         }
         self.publish_ephemeral(&session.id, &ServerFrame::Typing { on: true });
 
-        let escalated = self
-            .db
-            .open_escalation(&session.conversation_id)
-            .await?
-            .is_some();
+        let escalated = self.db.open_escalation(&session.conversation_id).await?.is_some();
         let prior_unanswered = self.db.unanswered_count(&session.conversation_id).await?;
-        let ctx = TurnContext {
-            identity: &session.identity,
-            page: session.page.as_ref(),
-            prior_unanswered,
-            escalated,
-        };
+        let ctx = TurnContext { identity: &session.identity, page: session.page.as_ref(), prior_unanswered, escalated };
         let response = self.assistant.respond(text, &ctx).await;
 
         let result = self.write_response(session, client_id, &response).await;
@@ -187,31 +131,16 @@ impl ChatService {
 
         self.metrics
             .turns
-            .get_or_create(&TurnLabels {
-                intent: response.intent.as_str(),
-                outcome: response.outcome.as_str(),
-            })
+            .get_or_create(&TurnLabels { intent: response.intent.as_str(), outcome: response.outcome.as_str() })
             .inc();
-        self.metrics
-            .turn_seconds
-            .observe(started.elapsed().as_secs_f64());
+        self.metrics.turn_seconds.observe(started.elapsed().as_secs_f64());
         Ok(TurnResult::Answered)
     }
 
-    async fn write_response(
-        &self,
-        session: &Session,
-        client_id: &str,
-        response: &Response,
-    ) -> Result<(), ChatError> {
-        let mut w = self
-            .db
-            .writer(&session.id, &session.conversation_id)
-            .await?;
+    async fn write_response(&self, session: &Session, client_id: &str, response: &Response) -> Result<(), ChatError> {
+        let mut w = self.db.writer(&session.id, &session.conversation_id).await?;
         let text = match &response.reply {
-            Reply::Answer { text, .. }
-            | Reply::VerifyRequired { text, .. }
-            | Reply::Handoff { text, .. } => text,
+            Reply::Answer { text, .. } | Reply::VerifyRequired { text, .. } | Reply::Handoff { text, .. } => text,
         };
         let message_id = w
             .insert_message(&NewMessage {
@@ -239,9 +168,7 @@ impl ChatService {
             })
         };
         let frames = match &response.reply {
-            Reply::Answer {
-                cards, citations, ..
-            } => vec![message(cards.clone(), citations.clone())],
+            Reply::Answer { cards, citations, .. } => vec![message(cards.clone(), citations.clone())],
             Reply::VerifyRequired { text, reason } => vec![ServerFrame::VerifyRequired {
                 seq: 0,
                 reply_to: client_id.to_owned(),
@@ -249,77 +176,34 @@ impl ChatService {
                 reason: (*reason).to_owned(),
                 methods: vec!["login", "order_email"],
             }],
-            Reply::Handoff {
-                reason, summary, ..
-            } => {
-                w.insert_escalation(&NewEscalation {
-                    reason: reason.as_str(),
-                    note: None,
-                    summary,
-                })
-                .await?;
-                self.metrics
-                    .escalations
-                    .get_or_create(&ReasonLabels {
-                        reason: reason.as_str(),
-                    })
-                    .inc();
-                vec![
-                    message(vec![], vec![]),
-                    handoff_frame(Some(client_id), *reason),
-                ]
+            Reply::Handoff { reason, summary, .. } => {
+                w.insert_escalation(&NewEscalation { reason: reason.as_str(), note: None, summary }).await?;
+                self.metrics.escalations.get_or_create(&ReasonLabels { reason: reason.as_str() }).inc();
+                vec![message(vec![], vec![]), handoff_frame(Some(client_id), *reason)]
             }
         };
         self.commit_frames(w, &session.id, frames).await
     }
 
     /// The customer pressed "talk to a person".
-    pub async fn handoff_request(
-        &self,
-        session: &Session,
-        note: Option<&str>,
-    ) -> Result<(), ChatError> {
-        if self
-            .db
-            .open_escalation(&session.conversation_id)
-            .await?
-            .is_some()
-        {
-            let text = self
-                .assistant
-                .handoff_text(EscalationReason::HumanRequested, true);
-            let mut w = self
-                .db
-                .writer(&session.id, &session.conversation_id)
-                .await?;
+    pub async fn handoff_request(&self, session: &Session, note: Option<&str>) -> Result<(), ChatError> {
+        if self.db.open_escalation(&session.conversation_id).await?.is_some() {
+            let text = self.assistant.handoff_text(EscalationReason::HumanRequested, true);
+            let mut w = self.db.writer(&session.id, &session.conversation_id).await?;
             let note = system_message(&mut w, text).await?;
             return self.commit_frames(w, &session.id, vec![note]).await;
         }
         let reason = EscalationReason::HumanRequested;
-        let mut w = self
-            .db
-            .writer(&session.id, &session.conversation_id)
-            .await?;
+        let mut w = self.db.writer(&session.id, &session.conversation_id).await?;
         let summary = match note {
             Some(note) => format!("The customer asked for a person: {note}"),
             None => "The customer asked for a person.".to_owned(),
         };
-        w.insert_escalation(&NewEscalation {
-            reason: reason.as_str(),
-            note,
-            summary: &summary,
-        })
-        .await?;
-        self.metrics
-            .escalations
-            .get_or_create(&ReasonLabels {
-                reason: reason.as_str(),
-            })
-            .inc();
+        w.insert_escalation(&NewEscalation { reason: reason.as_str(), note, summary: &summary }).await?;
+        self.metrics.escalations.get_or_create(&ReasonLabels { reason: reason.as_str() }).inc();
         let text = self.assistant.handoff_text(reason, false);
         let note = system_message(&mut w, text).await?;
-        self.commit_frames(w, &session.id, vec![note, handoff_frame(None, reason)])
-            .await
+        self.commit_frames(w, &session.id, vec![note, handoff_frame(None, reason)]).await
     }
 
     /// Guest verification by order number and email. The answer never says
@@ -341,12 +225,7 @@ impl ChatService {
                 "Too many attempts. Please wait 15 minutes, or ask to talk to a person.",
             )));
         }
-        let matches = match self
-            .assistant
-            .store()
-            .order_matches_email(&number, email)
-            .await
-        {
+        let matches = match self.assistant.store().order_matches_email(&number, email).await {
             Ok(matches) => matches,
             Err(error) => {
                 tracing::warn!(%error, "store unavailable during verification");
@@ -357,8 +236,7 @@ impl ChatService {
             }
         };
         if !matches {
-            keys.iter()
-                .for_each(|k| self.verify_attempts.record_failure(k));
+            keys.iter().for_each(|k| self.verify_attempts.record_failure(k));
             tracing::info!(decision = "failed", "guest verification");
             return Ok(Err(FrameError::new(
                 ErrorCode::VerificationFailed,
@@ -368,25 +246,12 @@ impl ChatService {
         tracing::info!(decision = "verified", "guest verification");
         // A signed-in customer keeps their wider scope.
         if !matches!(session.identity, Identity::Verified { .. }) {
-            session.identity = Identity::OrderVerified {
-                order_number: number.clone(),
-                email: email.trim().to_lowercase(),
-            };
+            session.identity =
+                Identity::OrderVerified { order_number: number.clone(), email: email.trim().to_lowercase() };
         }
-        let mut w = self
-            .db
-            .writer(&session.id, &session.conversation_id)
-            .await?;
-        w.set_identity(
-            session.identity.status(),
-            session.identity.customer_id(),
-            Some(&number),
-        )
-        .await?;
-        let frame = ServerFrame::Verified {
-            seq: 0,
-            identity: session.identity.view(),
-        };
+        let mut w = self.db.writer(&session.id, &session.conversation_id).await?;
+        w.set_identity(session.identity.status(), session.identity.customer_id(), Some(&number)).await?;
+        let frame = ServerFrame::Verified { seq: 0, identity: session.identity.view() };
         self.commit_frames(w, &session.id, vec![frame]).await?;
         Ok(Ok(()))
     }
@@ -398,27 +263,11 @@ impl ChatService {
         rating: Rating,
         comment: Option<&str>,
     ) -> Result<bool, ChatError> {
-        Ok(self
-            .db
-            .record_feedback(
-                &session.conversation_id,
-                message_id,
-                rating.as_str(),
-                comment,
-            )
-            .await?)
+        Ok(self.db.record_feedback(&session.conversation_id, message_id, rating.as_str(), comment).await?)
     }
 
-    pub async fn csat(
-        &self,
-        session: &Session,
-        score: u8,
-        comment: Option<&str>,
-    ) -> Result<(), ChatError> {
-        Ok(self
-            .db
-            .record_csat(&session.conversation_id, i64::from(score), comment)
-            .await?)
+    pub async fn csat(&self, session: &Session, score: u8, comment: Option<&str>) -> Result<(), ChatError> {
+        Ok(self.db.record_csat(&session.conversation_id, i64::from(score), comment).await?)
     }
 
     /// Stamps seqs, stores the frames with the rest of the turn's writes,
@@ -434,8 +283,7 @@ impl ChatService {
             let seq = w.next_seq().await?;
             frame.set_seq(seq);
             let body = frame.to_json();
-            w.insert_frame(seq, frame.kind(), frame.reply_to(), &body)
-                .await?;
+            w.insert_frame(seq, frame.kind(), frame.reply_to(), &body).await?;
             stored.push(StoredFrame { seq, body });
         }
         w.commit().await?;
@@ -446,13 +294,7 @@ impl ChatService {
     }
 
     fn publish_ephemeral(&self, session_id: &str, frame: &ServerFrame) {
-        self.hub.publish(
-            session_id,
-            Outbound {
-                seq: None,
-                json: frame.to_json().into(),
-            },
-        );
+        self.hub.publish(session_id, Outbound { seq: None, json: frame.to_json().into() });
     }
 }
 
@@ -465,10 +307,7 @@ fn may_resume(row: &SessionRow, identity: &Identity) -> bool {
 }
 
 fn outbound(frame: StoredFrame) -> Outbound {
-    Outbound {
-        seq: Some(frame.seq),
-        json: frame.body.into(),
-    }
+    Outbound { seq: Some(frame.seq), json: frame.body.into() }
 }
 
 fn handoff_frame(reply_to: Option<&str>, reason: EscalationReason) -> ServerFrame {

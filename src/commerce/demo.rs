@@ -4,9 +4,7 @@
 //! included.
 
 use async_trait::async_trait;
-use time::{
-    Duration, OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description,
-};
+use time::{Duration, OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description};
 
 use super::*;
 use crate::identity::{OrderOwner, Scope, normalize_order_number};
@@ -111,10 +109,7 @@ impl DemoStore {
                 email: "sofia@example.com".into(),
                 status: OrderStatus::Open,
                 fulfillment_status: FulfillmentStatus::PartiallyFulfilled,
-                items: vec![
-                    item("Summit Daypack 24L - Glacier", 1),
-                    item("Ridgeline Hiking Boots - 7 / Walnut", 1),
-                ],
+                items: vec![item("Summit Daypack 24L - Glacier", 1), item("Ridgeline Hiking Boots - 7 / Walnut", 1)],
                 tracking: vec![usps("9400111899223100067890")],
                 total_cents: 23_800,
                 currency: "USD".into(),
@@ -128,10 +123,7 @@ impl DemoStore {
                 email: "sofia@example.com".into(),
                 status: OrderStatus::PartiallyRefunded,
                 fulfillment_status: FulfillmentStatus::Delivered,
-                items: vec![
-                    item("Merino Hiking Socks 3-Pack - S", 2),
-                    item("Alpine Down Vest - S / Rust", 1),
-                ],
+                items: vec![item("Merino Hiking Socks 3-Pack - S", 2), item("Alpine Down Vest - S / Rust", 1)],
                 tracking: vec![ups("1Z999AA10123450000")],
                 total_cents: 18_700,
                 currency: "USD".into(),
@@ -155,20 +147,12 @@ impl DemoStore {
                 delivered_on: None,
             },
         ];
-        Self {
-            customers,
-            orders,
-            products: catalog(),
-        }
+        Self { customers, orders, products: catalog() }
     }
 
     fn permitted<'a>(&'a self, scope: &'a Scope) -> impl Iterator<Item = &'a Order> + 'a {
         self.orders.iter().filter(move |o| {
-            scope.permits(&OrderOwner {
-                number: &o.number,
-                customer_id: o.customer_id.as_deref(),
-                email: &o.email,
-            })
+            scope.permits(&OrderOwner { number: &o.number, customer_id: o.customer_id.as_deref(), email: &o.email })
         })
     }
 }
@@ -197,10 +181,7 @@ impl Store for DemoStore {
 
     async fn order_matches_email(&self, number: &str, email: &str) -> Result<bool, StoreError> {
         let number = normalize_order_number(number);
-        Ok(self
-            .orders
-            .iter()
-            .any(|o| o.number == number && o.email.eq_ignore_ascii_case(email.trim())))
+        Ok(self.orders.iter().any(|o| o.number == number && o.email.eq_ignore_ascii_case(email.trim())))
     }
 
     async fn search_products(&self, query: &str, limit: usize) -> Result<Vec<Product>, StoreError> {
@@ -209,18 +190,13 @@ impl Store for DemoStore {
             .products
             .iter()
             .map(|p| {
-                let haystack: Vec<String> =
-                    terms(&format!("{} {} {}", p.title, p.tags.join(" "), p.handle)).collect();
+                let haystack: Vec<String> = terms(&format!("{} {} {}", p.title, p.tags.join(" "), p.handle)).collect();
                 (query.iter().filter(|w| haystack.contains(w)).count(), p)
             })
             .filter(|(score, _)| *score > 0)
             .collect();
         scored.sort_by_key(|(score, _)| std::cmp::Reverse(*score));
-        Ok(scored
-            .into_iter()
-            .take(limit)
-            .map(|(_, p)| p.clone())
-            .collect())
+        Ok(scored.into_iter().take(limit).map(|(_, p)| p.clone()).collect())
     }
 
     async fn ready(&self) -> Result<(), StoreError> {
@@ -228,39 +204,20 @@ impl Store for DemoStore {
     }
 }
 
-fn customer(
-    id: &str,
-    name: &str,
-    email: &str,
-    orders_count: u32,
-    total_spent_cents: i64,
-) -> Customer {
-    Customer {
-        id: id.into(),
-        name: name.into(),
-        email: email.into(),
-        orders_count,
-        total_spent_cents,
-    }
+fn customer(id: &str, name: &str, email: &str, orders_count: u32, total_spent_cents: i64) -> Customer {
+    Customer { id: id.into(), name: name.into(), email: email.into(), orders_count, total_spent_cents }
 }
 
 fn item(title: &str, quantity: u32) -> LineItem {
-    LineItem {
-        title: title.into(),
-        quantity,
-    }
+    LineItem { title: title.into(), quantity }
 }
 
 fn rfc3339(t: OffsetDateTime) -> String {
-    t.replace_nanosecond(0)
-        .unwrap_or(t)
-        .format(&Rfc3339)
-        .unwrap_or_default()
+    t.replace_nanosecond(0).unwrap_or(t).format(&Rfc3339).unwrap_or_default()
 }
 
 fn date(t: OffsetDateTime) -> String {
-    t.format(format_description!("[year]-[month]-[day]"))
-        .unwrap_or_default()
+    t.format(format_description!("[year]-[month]-[day]")).unwrap_or_default()
 }
 
 fn catalog() -> Vec<Product> {
@@ -274,19 +231,16 @@ fn catalog() -> Vec<Product> {
             })
             .collect()
     };
-    let product =
-        |title: &str, handle: &str, tags: &[&str], price_cents, description: &str, variants| {
-            Product {
-                title: title.into(),
-                handle: handle.into(),
-                url: format!("{STORE_URL}/products/{handle}"),
-                description: description.into(),
-                tags: tags.iter().map(|t| (*t).into()).collect(),
-                price_cents,
-                currency: "USD".into(),
-                variants,
-            }
-        };
+    let product = |title: &str, handle: &str, tags: &[&str], price_cents, description: &str, variants| Product {
+        title: title.into(),
+        handle: handle.into(),
+        url: format!("{STORE_URL}/products/{handle}"),
+        description: description.into(),
+        tags: tags.iter().map(|t| (*t).into()).collect(),
+        price_cents,
+        currency: "USD".into(),
+        variants,
+    };
     vec![
         product(
             "Ridgeline Hiking Boots",
@@ -310,9 +264,7 @@ fn catalog() -> Vec<Product> {
         product(
             "Canyon Trail Runners",
             "canyon-trail-runners",
-            &[
-                "trail", "running", "runners", "shoes", "sneakers", "footwear",
-            ],
+            &["trail", "running", "runners", "shoes", "sneakers", "footwear"],
             11_900,
             "Light trail running shoes with a rock plate.",
             sizes(&[("8", 3), ("9", 0), ("10", 4), ("11", 2), ("12", 0)]),

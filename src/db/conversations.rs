@@ -91,17 +91,14 @@ pub struct ConversationDetail {
     pub escalations: Vec<EscalationRow>,
 }
 
-const SUMMARY_SELECT: &str = "SELECT c.id, c.session_id, c.status, s.identity_status, c.csat_score, c.created_at, c.updated_at,
+const SUMMARY_SELECT: &str =
+    "SELECT c.id, c.session_id, c.status, s.identity_status, c.csat_score, c.created_at, c.updated_at,
         (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) AS message_count
      FROM conversations c JOIN sessions s ON s.id = c.session_id";
 
 impl Db {
     pub async fn create_session(&self, new: NewSession<'_>) -> Result<SessionRow, sqlx::Error> {
-        let (session_id, conversation_id, now) = (
-            Uuid::new_v4().to_string(),
-            Uuid::new_v4().to_string(),
-            now_ms(),
-        );
+        let (session_id, conversation_id, now) = (Uuid::new_v4().to_string(), Uuid::new_v4().to_string(), now_ms());
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "INSERT INTO sessions (id, identity_status, customer_id, verified_order, locale, last_seq, created_at, updated_at)
@@ -177,11 +174,7 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
-    pub async fn frames_after(
-        &self,
-        session_id: &str,
-        after_seq: i64,
-    ) -> Result<Vec<StoredFrame>, sqlx::Error> {
+    pub async fn frames_after(&self, session_id: &str, after_seq: i64) -> Result<Vec<StoredFrame>, sqlx::Error> {
         sqlx::query("SELECT seq, body FROM frames WHERE session_id = $1 AND seq > $2 ORDER BY seq")
             .bind(session_id)
             .bind(after_seq)
@@ -192,29 +185,19 @@ impl Db {
             .collect()
     }
 
-    pub async fn frames_replying_to(
-        &self,
-        session_id: &str,
-        reply_to: &str,
-    ) -> Result<Vec<StoredFrame>, sqlx::Error> {
-        sqlx::query(
-            "SELECT seq, body FROM frames WHERE session_id = $1 AND reply_to = $2 ORDER BY seq",
-        )
-        .bind(session_id)
-        .bind(reply_to)
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(stored_frame)
-        .collect()
+    pub async fn frames_replying_to(&self, session_id: &str, reply_to: &str) -> Result<Vec<StoredFrame>, sqlx::Error> {
+        sqlx::query("SELECT seq, body FROM frames WHERE session_id = $1 AND reply_to = $2 ORDER BY seq")
+            .bind(session_id)
+            .bind(reply_to)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(stored_frame)
+            .collect()
     }
 
     /// Opens a transaction that writes a turn's results for one session.
-    pub async fn writer(
-        &self,
-        session_id: &str,
-        conversation_id: &str,
-    ) -> Result<TurnWriter, sqlx::Error> {
+    pub async fn writer(&self, session_id: &str, conversation_id: &str) -> Result<TurnWriter, sqlx::Error> {
         Ok(TurnWriter {
             tx: self.pool.begin().await?,
             session_id: session_id.to_owned(),
@@ -222,10 +205,7 @@ impl Db {
         })
     }
 
-    pub async fn open_escalation(
-        &self,
-        conversation_id: &str,
-    ) -> Result<Option<EscalationRow>, sqlx::Error> {
+    pub async fn open_escalation(&self, conversation_id: &str) -> Result<Option<EscalationRow>, sqlx::Error> {
         sqlx::query(
             "SELECT id, reason, note, summary, status, reference, created_at FROM escalations
              WHERE conversation_id = $1 AND status <> 'closed' ORDER BY created_at DESC LIMIT 1",
@@ -248,19 +228,14 @@ impl Db {
         comment: Option<&str>,
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        let owned = sqlx::query(
-            "SELECT 1 FROM messages WHERE id = $1 AND conversation_id = $2 AND role = 'assistant'",
-        )
-        .bind(message_id)
-        .bind(conversation_id)
-        .fetch_optional(&mut *tx)
-        .await?
-        .is_some();
+        let owned = sqlx::query("SELECT 1 FROM messages WHERE id = $1 AND conversation_id = $2 AND role = 'assistant'")
+            .bind(message_id)
+            .bind(conversation_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
         if owned {
-            sqlx::query("DELETE FROM feedback WHERE message_id = $1")
-                .bind(message_id)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query("DELETE FROM feedback WHERE message_id = $1").bind(message_id).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO feedback (message_id, rating, comment, created_at) VALUES ($1, $2, $3, $4)")
                 .bind(message_id)
                 .bind(rating)
@@ -295,8 +270,7 @@ impl Db {
         limit: i64,
         before: Option<i64>,
     ) -> Result<Vec<ConversationSummary>, sqlx::Error> {
-        let sql =
-            format!("{SUMMARY_SELECT} WHERE c.updated_at < $1 ORDER BY c.updated_at DESC LIMIT $2");
+        let sql = format!("{SUMMARY_SELECT} WHERE c.updated_at < $1 ORDER BY c.updated_at DESC LIMIT $2");
         sqlx::query(&sql)
             .bind(before.unwrap_or(i64::MAX))
             .bind(limit)
@@ -309,11 +283,7 @@ impl Db {
 
     pub async fn conversation(&self, id: &str) -> Result<Option<ConversationDetail>, sqlx::Error> {
         let sql = format!("{SUMMARY_SELECT} WHERE c.id = $1");
-        let Some(row) = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-        else {
+        let Some(row) = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await? else {
             return Ok(None);
         };
         let summary = summary_row(&row)?;
@@ -337,11 +307,7 @@ impl Db {
         .iter()
         .map(escalation_row)
         .collect::<Result<_, _>>()?;
-        Ok(Some(ConversationDetail {
-            summary,
-            messages,
-            escalations,
-        }))
+        Ok(Some(ConversationDetail { summary, messages, escalations }))
     }
 }
 
@@ -383,15 +349,8 @@ impl TurnWriter {
     }
 
     /// Returns the new escalation's id and marks the conversation escalated.
-    pub async fn insert_escalation(
-        &mut self,
-        e: &NewEscalation<'_>,
-    ) -> Result<String, sqlx::Error> {
-        let (id, now, conversation_id) = (
-            Uuid::new_v4().to_string(),
-            now_ms(),
-            self.conversation_id.clone(),
-        );
+    pub async fn insert_escalation(&mut self, e: &NewEscalation<'_>) -> Result<String, sqlx::Error> {
+        let (id, now, conversation_id) = (Uuid::new_v4().to_string(), now_ms(), self.conversation_id.clone());
         sqlx::query(
             "INSERT INTO escalations (id, conversation_id, reason, note, summary, status, created_at, updated_at)
              VALUES ($1, $2, $3, $4, $5, 'requested', $6, $6)",
@@ -448,16 +407,18 @@ impl TurnWriter {
         body: &str,
     ) -> Result<(), sqlx::Error> {
         let session_id = self.session_id.clone();
-        sqlx::query("INSERT INTO frames (session_id, seq, kind, reply_to, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(session_id)
-            .bind(seq)
-            .bind(kind)
-            .bind(reply_to)
-            .bind(body)
-            .bind(now_ms())
-            .execute(self.conn())
-            .await
-            .map(|_| ())
+        sqlx::query(
+            "INSERT INTO frames (session_id, seq, kind, reply_to, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(session_id)
+        .bind(seq)
+        .bind(kind)
+        .bind(reply_to)
+        .bind(body)
+        .bind(now_ms())
+        .execute(self.conn())
+        .await
+        .map(|_| ())
     }
 
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {
@@ -472,10 +433,7 @@ impl TurnWriter {
 }
 
 fn stored_frame(r: &AnyRow) -> Result<StoredFrame, sqlx::Error> {
-    Ok(StoredFrame {
-        seq: r.try_get("seq")?,
-        body: r.try_get("body")?,
-    })
+    Ok(StoredFrame { seq: r.try_get("seq")?, body: r.try_get("body")? })
 }
 
 fn summary_row(r: &AnyRow) -> Result<ConversationSummary, sqlx::Error> {
@@ -501,9 +459,7 @@ fn message_row(r: &AnyRow) -> Result<MessageRow, sqlx::Error> {
         text: r.try_get("text")?,
         intent: r.try_get("intent")?,
         confidence: r.try_get("confidence")?,
-        tools: tools
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default(),
+        tools: tools.and_then(|t| serde_json::from_str(&t).ok()).unwrap_or_default(),
         outcome: r.try_get("outcome")?,
         created_at: r.try_get("created_at")?,
     })
@@ -524,12 +480,10 @@ fn escalation_row(r: &AnyRow) -> Result<EscalationRow, sqlx::Error> {
 impl Db {
     /// How many replies in this conversation admitted not knowing.
     pub async fn unanswered_count(&self, conversation_id: &str) -> Result<i64, sqlx::Error> {
-        sqlx::query(
-            "SELECT COUNT(*) FROM messages WHERE conversation_id = $1 AND outcome = 'unanswered'",
-        )
-        .bind(conversation_id)
-        .fetch_one(&self.pool)
-        .await?
-        .try_get(0)
+        sqlx::query("SELECT COUNT(*) FROM messages WHERE conversation_id = $1 AND outcome = 'unanswered'")
+            .bind(conversation_id)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)
     }
 }

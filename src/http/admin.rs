@@ -26,10 +26,7 @@ pub struct Admin;
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        app: &AppState,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Self::Rejection> {
         let Some(expected) = &app.settings.admin_token else {
             return Err(ApiError::AdminDisabled);
         };
@@ -62,19 +59,12 @@ async fn list_conversations(
 ) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let conversations = app.db.list_conversations(limit, q.before).await?;
-    let next_before = (conversations.len() as i64 == limit)
-        .then(|| conversations.last().map(|c| c.updated_at))
-        .flatten();
-    Ok(Json(
-        json!({ "conversations": conversations, "next_before": next_before }),
-    ))
+    let next_before =
+        (conversations.len() as i64 == limit).then(|| conversations.last().map(|c| c.updated_at)).flatten();
+    Ok(Json(json!({ "conversations": conversations, "next_before": next_before })))
 }
 
-async fn conversation(
-    _: Admin,
-    State(app): State<AppState>,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+async fn conversation(_: Admin, State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let detail = app.db.conversation(&id).await?.ok_or(ApiError::NotFound)?;
     Ok(Json(serde_json::to_value(detail).unwrap_or_default()))
 }

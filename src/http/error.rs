@@ -40,10 +40,6 @@ impl IntoResponse for ApiError {
             ApiError::Storage(_) => "Something went wrong on our side.".to_owned(),
             other => other.to_string(),
         };
-        (
-            status,
-            Json(json!({ "error": { "code": code, "message": message } })),
-        )
-            .into_response()
+        (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response()
     }
 }

@@ -12,10 +12,7 @@ use serde_json::json;
 use crate::app::AppState;
 
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
 }
 
 async fn healthz() -> impl IntoResponse {
@@ -24,23 +21,11 @@ async fn healthz() -> impl IntoResponse {
 
 async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     let database = app.db.ping().await.map_err(|e| e.to_string());
-    let store = app
-        .assistant
-        .store()
-        .ready()
-        .await
-        .map_err(|e| e.to_string());
-    let index = if app.assistant.knowledge().articles().is_empty() {
-        Err("no articles loaded".to_owned())
-    } else {
-        Ok(())
-    };
+    let store = app.assistant.store().ready().await.map_err(|e| e.to_string());
+    let index =
+        if app.assistant.knowledge().articles().is_empty() { Err("no articles loaded".to_owned()) } else { Ok(()) };
     let mut failing = Vec::new();
-    for (part, result) in [
-        ("database", &database),
-        ("store", &store),
-        ("index", &index),
-    ] {
+    for (part, result) in [("database", &database), ("store", &store), ("index", &index)] {
         if let Err(error) = result {
             tracing::warn!(part, %error, "not ready");
             failing.push(part);
@@ -49,19 +34,10 @@ async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     if failing.is_empty() {
         (StatusCode::OK, Json(json!({ "status": "ready" })))
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "failing": failing })),
-        )
+        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "failing": failing })))
     }
 }
 
 async fn metrics(State(app): State<AppState>) -> impl IntoResponse {
-    (
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        app.metrics.render(),
-    )
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], app.metrics.render())
 }

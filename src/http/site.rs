@@ -7,16 +7,11 @@ const INDEX_HTML: &str = include_str!("../../web-widget/index.html");
 const WIDGET_JS: &str = include_str!("../../web-widget/widget.js");
 
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
-    Router::new()
-        .route("/", get(index))
-        .route("/widget.js", get(widget))
+    Router::new().route("/", get(index)).route("/widget.js", get(widget))
 }
 
 async fn index() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        INDEX_HTML,
-    )
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], INDEX_HTML)
 }
 
 async fn widget() -> impl IntoResponse {

@@ -16,11 +16,7 @@ pub struct AttemptLimiter {
 
 impl AttemptLimiter {
     pub fn new(max_failures: usize, window: Duration) -> Self {
-        Self {
-            max_failures,
-            window,
-            failures: Mutex::default(),
-        }
+        Self { max_failures, window, failures: Mutex::default() }
     }
 
     /// PROTOCOL.md §2: 5 failures in 15 minutes lock.
@@ -37,10 +33,7 @@ impl AttemptLimiter {
         let Some(times) = failures.get_mut(key) else {
             return false;
         };
-        while times
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > self.window)
-        {
+        while times.front().is_some_and(|t| now.duration_since(*t) > self.window) {
             times.pop_front();
         }
         if times.is_empty() {
@@ -52,10 +45,7 @@ impl AttemptLimiter {
 
     pub fn record_failure(&self, key: &str) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        failures
-            .entry(key.to_owned())
-            .or_default()
-            .push_back(Instant::now());
+        failures.entry(key.to_owned()).or_default().push_back(Instant::now());
     }
 }
 

@@ -20,11 +20,7 @@ pub enum Identity {
     /// Proved an order number plus the email on it: that one order only.
     OrderVerified { order_number: String, email: String },
     /// Presented a token signed by the store: their own orders and profile.
-    Verified {
-        customer_id: String,
-        email: Option<String>,
-        name: Option<String>,
-    },
+    Verified { customer_id: String, email: Option<String>, name: Option<String> },
 }
 
 /// What the widget is told about the identity (`welcome`, `verified`).
@@ -49,10 +45,7 @@ impl Identity {
             Identity::Verified { name, .. } => name.clone(),
             _ => None,
         };
-        IdentityView {
-            status: self.status(),
-            name,
-        }
+        IdentityView { status: self.status(), name }
     }
 
     pub fn customer_id(&self) -> Option<&str> {
@@ -65,13 +58,9 @@ impl Identity {
     pub fn scope(&self) -> Scope {
         Scope(match self {
             Identity::Guest => Grant::Nothing,
-            Identity::OrderVerified {
-                order_number,
-                email,
-            } => Grant::Order {
-                number: normalize_order_number(order_number),
-                email: email.to_lowercase(),
-            },
+            Identity::OrderVerified { order_number, email } => {
+                Grant::Order { number: normalize_order_number(order_number), email: email.to_lowercase() }
+            }
             Identity::Verified { customer_id, .. } => Grant::Customer(customer_id.clone()),
         })
     }
@@ -102,8 +91,7 @@ impl Scope {
         match &self.0 {
             Grant::Nothing => false,
             Grant::Order { number, email } => {
-                normalize_order_number(owner.number) == *number
-                    && owner.email.eq_ignore_ascii_case(email)
+                normalize_order_number(owner.number) == *number && owner.email.eq_ignore_ascii_case(email)
             }
             Grant::Customer(id) => owner.customer_id == Some(id.as_str()),
         }
@@ -137,10 +125,7 @@ pub fn normalize_order_number(raw: &str) -> String {
 
 /// Shopify customer ids arrive as `123` or `gid://shopify/Customer/123`.
 pub fn normalize_customer_id(raw: &str) -> Option<String> {
-    let id = raw
-        .trim()
-        .strip_prefix("gid://shopify/Customer/")
-        .unwrap_or(raw.trim());
+    let id = raw.trim().strip_prefix("gid://shopify/Customer/").unwrap_or(raw.trim());
     (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())).then(|| id.to_owned())
 }
 
@@ -149,30 +134,17 @@ mod tests {
     use super::*;
 
     fn order<'a>(number: &'a str, customer: Option<&'a str>, email: &'a str) -> OrderOwner<'a> {
-        OrderOwner {
-            number,
-            customer_id: customer,
-            email,
-        }
+        OrderOwner { number, customer_id: customer, email }
     }
 
     #[test]
     fn a_guest_scope_permits_no_order() {
-        assert!(
-            !Identity::Guest
-                .scope()
-                .permits(&order("#1001", Some("1"), "a@b.c"))
-        );
+        assert!(!Identity::Guest.scope().permits(&order("#1001", Some("1"), "a@b.c")));
     }
 
     #[test]
     fn a_verified_customer_sees_only_their_own_orders() {
-        let scope = Identity::Verified {
-            customer_id: "1".into(),
-            email: None,
-            name: None,
-        }
-        .scope();
+        let scope = Identity::Verified { customer_id: "1".into(), email: None, name: None }.scope();
         assert!(scope.permits(&order("#1001", Some("1"), "a@b.c")));
         assert!(!scope.permits(&order("#1002", Some("2"), "a@b.c")));
         assert!(!scope.permits(&order("#1003", None, "a@b.c")));
@@ -180,11 +152,7 @@ mod tests {
 
     #[test]
     fn an_order_verified_guest_sees_that_one_order() {
-        let scope = Identity::OrderVerified {
-            order_number: "1001".into(),
-            email: "Ava@Example.com".into(),
-        }
-        .scope();
+        let scope = Identity::OrderVerified { order_number: "1001".into(), email: "Ava@Example.com".into() }.scope();
         assert!(scope.permits(&order("#1001", Some("1"), "ava@example.com")));
         assert!(!scope.permits(&order("#1002", Some("1"), "ava@example.com")));
         assert!(!scope.permits(&order("#1001", Some("1"), "other@example.com")));
@@ -192,10 +160,7 @@ mod tests {
 
     #[test]
     fn customer_ids_accept_numbers_and_gids_only() {
-        assert_eq!(
-            normalize_customer_id("gid://shopify/Customer/42").as_deref(),
-            Some("42")
-        );
+        assert_eq!(normalize_customer_id("gid://shopify/Customer/42").as_deref(), Some("42"));
         assert_eq!(normalize_customer_id("42").as_deref(), Some("42"));
         assert_eq!(normalize_customer_id("42 OR 1=1"), None);
         assert_eq!(normalize_customer_id(""), None);

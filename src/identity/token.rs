@@ -52,19 +52,14 @@ impl TokenVerifier {
             Some(aud) => validation.set_audience(&[aud]),
             None => validation.validate_aud = false,
         }
-        Self {
-            key: DecodingKey::from_secret(secret.expose().as_bytes()),
-            validation,
-        }
+        Self { key: DecodingKey::from_secret(secret.expose().as_bytes()), validation }
     }
 
     pub fn verify(&self, token: &str) -> Result<Identity, TokenError> {
         let data = decode::<Claims>(token, &self.key, &self.validation)
             .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))?; // the kind only: no token material in logs
         let claims = data.claims;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if claims.exp > now + MAX_LIFETIME_SECS + LEEWAY_SECS {
             return Err(TokenError::TooLongLived);
         }
@@ -74,10 +69,6 @@ impl TokenVerifier {
             _ => None,
         }
         .ok_or(TokenError::BadSubject)?;
-        Ok(Identity::Verified {
-            customer_id: sub,
-            email: claims.email,
-            name: claims.name,
-        })
+        Ok(Identity::Verified { customer_id: sub, email: claims.email, name: claims.name })
     }
 }

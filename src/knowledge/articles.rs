@@ -52,10 +52,7 @@ pub fn load_dir(dir: &Path) -> std::io::Result<(Vec<Article>, Vec<ImportProblem>
     let mut articles = Vec::new();
     let mut problems = Vec::new();
     for path in paths {
-        let file = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let file = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         match read_article(&path) {
             Ok(article) => articles.push(article),
             Err(reason) => problems.push(ImportProblem { file, reason }),
@@ -67,16 +64,11 @@ pub fn load_dir(dir: &Path) -> std::io::Result<(Vec<Article>, Vec<ImportProblem>
 fn read_article(path: &Path) -> Result<Article, String> {
     let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
     if size > MAX_FILE_BYTES {
-        return Err(format!(
-            "file is {size} bytes; the limit is {MAX_FILE_BYTES}"
-        ));
+        return Err(format!("file is {size} bytes; the limit is {MAX_FILE_BYTES}"));
     }
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let text = String::from_utf8(bytes).map_err(|_| "file is not UTF-8 text".to_owned())?;
-    let id = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let id = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
     parse_article(&id, &text)
 }
 
@@ -90,12 +82,9 @@ pub(crate) fn parse_article(id: &str, text: &str) -> Result<Article, String> {
         .strip_prefix("---\n")
         .or_else(|| text.strip_prefix("---\r\n"))
         .ok_or("missing front matter: the file must start with a `---` line")?;
-    let end = rest
-        .find("\n---")
-        .ok_or("front matter is not closed by a `---` line")?;
+    let end = rest.find("\n---").ok_or("front matter is not closed by a `---` line")?;
     let (yaml, body) = (&rest[..end], &rest[end + 4..]);
-    let front: FrontMatter =
-        serde_yaml::from_str(yaml).map_err(|e| format!("bad front matter: {e}"))?;
+    let front: FrontMatter = serde_yaml::from_str(yaml).map_err(|e| format!("bad front matter: {e}"))?;
     let body = body.trim_start_matches(['-', '\r', '\n']).trim().to_owned();
     if front.title.trim().is_empty() {
         return Err("front matter has an empty title".into());
@@ -108,9 +97,7 @@ pub(crate) fn parse_article(id: &str, text: &str) -> Result<Article, String> {
         title: front.title.trim().to_owned(),
         tags: front.tags,
         locale: front.locale,
-        url: front
-            .url
-            .filter(|u| u.starts_with("https://") || u.starts_with("http://")),
+        url: front.url.filter(|u| u.starts_with("https://") || u.starts_with("http://")),
         body,
     })
 }
@@ -121,15 +108,8 @@ mod tests {
 
     #[test]
     fn a_well_formed_article_parses() {
-        let a = parse_article(
-            "returns",
-            "---\ntitle: Returns\ntags: [returns]\n---\nThirty days.\n",
-        )
-        .unwrap();
-        assert_eq!(
-            (a.title.as_str(), a.body.as_str(), a.locale.as_str()),
-            ("Returns", "Thirty days.", "en")
-        );
+        let a = parse_article("returns", "---\ntitle: Returns\ntags: [returns]\n---\nThirty days.\n").unwrap();
+        assert_eq!((a.title.as_str(), a.body.as_str(), a.locale.as_str()), ("Returns", "Thirty days.", "en"));
     }
 
     #[test]

@@ -47,25 +47,15 @@ impl LexicalIndex {
         for (i, article) in articles.iter().enumerate() {
             for (heading, text) in split_passages(&article.body) {
                 // Title, tags and heading count as the passage's words too.
-                let context = format!(
-                    "{} {} {}",
-                    article.title,
-                    article.tags.join(" "),
-                    heading.as_deref().unwrap_or("")
-                );
+                let context =
+                    format!("{} {} {}", article.title, article.tags.join(" "), heading.as_deref().unwrap_or(""));
                 let mut term_counts = HashMap::new();
                 let mut len = 0;
                 for t in terms(&context).chain(terms(&text)) {
                     *term_counts.entry(t).or_insert(0) += 1;
                     len += 1;
                 }
-                passages.push(Passage {
-                    article: i,
-                    heading,
-                    text,
-                    term_counts,
-                    len,
-                });
+                passages.push(Passage { article: i, heading, text, term_counts, len });
             }
         }
         let mut doc_freq = HashMap::new();
@@ -74,14 +64,8 @@ impl LexicalIndex {
                 *doc_freq.entry(t.clone()).or_insert(0) += 1;
             }
         }
-        let avg_len =
-            passages.iter().map(|p| p.len as f64).sum::<f64>() / passages.len().max(1) as f64;
-        Self {
-            articles,
-            passages,
-            doc_freq,
-            avg_len,
-        }
+        let avg_len = passages.iter().map(|p| p.len as f64).sum::<f64>() / passages.len().max(1) as f64;
+        Self { articles, passages, doc_freq, avg_len }
     }
 
     pub fn articles(&self) -> &[Article] {
@@ -112,8 +96,7 @@ impl LexicalIndex {
                     continue;
                 };
                 let (idf, tf) = (self.idf(t), f64::from(tf));
-                score +=
-                    idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * p.len as f64 / self.avg_len));
+                score += idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * p.len as f64 / self.avg_len));
                 matched += idf;
             }
             if score <= 0.0 || best.get(&p.article).is_some_and(|h| h.score >= score) {
@@ -146,10 +129,7 @@ fn split_passages(body: &str) -> Vec<(Option<String>, String)> {
     let mut sections: Vec<(Option<String>, String)> = vec![(None, String::new())];
     for line in body.lines() {
         if let Some(heading) = line.strip_prefix('#') {
-            sections.push((
-                Some(heading.trim_start_matches('#').trim().to_owned()),
-                String::new(),
-            ));
+            sections.push((Some(heading.trim_start_matches('#').trim().to_owned()), String::new()));
         } else if let Some((_, text)) = sections.last_mut() {
             text.push_str(line);
             text.push('\n');

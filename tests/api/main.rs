@@ -1,0 +1,8 @@
+//! End-to-end tests: the real service on port 0, spoken to over real
+//! WebSockets and HTTP, on SQLite and (where reachable) PostgreSQL.
+
+mod admin;
+mod chat;
+mod helpers;
+mod identity;
+mod ops;
