@@ -152,6 +152,11 @@ const NEGATIVE: &[&str] = &[
 const DAMAGED: &[&str] = &[
     "damaged",
     "broken",
+    "broke",
+    "stopped working",
+    "doesn't work",
+    "does not work",
+    "defect",
     "defective",
     "faulty",
     "torn",
@@ -253,8 +258,6 @@ const INTENT_PHRASES: &[(Intent, &[&str])] = &[
             "color",
             "restock",
             "back in stock",
-            "how much is",
-            "how much are",
             "price of",
             "material",
             "compatible",
@@ -341,6 +344,7 @@ const INTENT_PHRASES: &[(Intent, &[&str])] = &[
 /// Words that lean towards an intent without deciding it alone.
 const WEAK_PHRASES: &[(Intent, &[&str])] = &[
     (Intent::PolicyQuestion, &["how long does", "how long do", "how long will", "how much does", "do you"]),
+    (Intent::ProductQuestion, &["how much is", "how much are"]),
     (Intent::OrderStatus, &["my order", "my package", "my parcel", "my delivery", "arrive", "shipped"]),
     (
         Intent::ProductQuestion,

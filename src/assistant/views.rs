@@ -87,15 +87,17 @@ pub fn product_handle(url: &str) -> Option<String> {
 }
 
 /// The lines of a passage that speak to the question, in their own order,
-/// within `max_chars`. Lines (list items, table rows, sentences) are kept
-/// whole: a half sentence of policy is worse than none.
+/// within `max_chars`. Lines (list items, sentences) are kept whole: a half
+/// sentence of policy is worse than none. Markdown emphasis and list markers
+/// are dropped, since the widget shows plain text; table rows are used only
+/// when the passage has nothing else.
 pub fn excerpt(passage: &str, question: &str, max_chars: usize) -> String {
     let wanted: Vec<String> = terms(question).filter(|t| !is_stopword(t)).collect();
-    let units: Vec<&str> = passage
-        .lines()
-        .flat_map(|line| split_sentences(line.trim()))
-        .filter(|u| !u.is_empty() && !u.starts_with("|--") && !u.starts_with("| --"))
-        .collect();
+    let plain = passage.replace("**", "").replace("__", "");
+    let prose: Vec<&str> = plain.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('|')).collect();
+    let lines: Vec<&str> = if prose.is_empty() { plain.lines().map(str::trim).collect() } else { prose };
+    let units: Vec<&str> =
+        lines.into_iter().map(strip_list_marker).flat_map(split_sentences).filter(|u| !u.is_empty()).collect();
     let mut ranked: Vec<(usize, usize)> =
         units.iter().enumerate().map(|(i, u)| (i, terms(u).filter(|t| wanted.contains(t)).count())).collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
@@ -104,14 +106,23 @@ pub fn excerpt(passage: &str, question: &str, max_chars: usize) -> String {
     let mut length = 0;
     for (i, score) in ranked {
         let unit_len = units[i].chars().count();
-        if (score == 0 && !chosen.is_empty()) || (length + unit_len > max_chars && !chosen.is_empty()) {
+        if !chosen.is_empty() && (score == 0 || length + unit_len > max_chars) {
             continue;
         }
         chosen.push(i);
         length += unit_len + 1;
     }
     chosen.sort_unstable();
-    chosen.iter().map(|&i| units[i].trim_start_matches(['-', '*', ' '])).collect::<Vec<_>>().join(" ")
+    chosen.iter().map(|&i| units[i]).collect::<Vec<_>>().join(" ")
+}
+
+/// `- item`, `* item`, `3. item` → `item`.
+fn strip_list_marker(line: &str) -> &str {
+    let unbulleted = line.strip_prefix("- ").or_else(|| line.strip_prefix("* ")).unwrap_or(line);
+    match unbulleted.split_once(". ") {
+        Some((n, rest)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => rest,
+        _ => unbulleted,
+    }
 }
 
 fn split_sentences(line: &str) -> Vec<&str> {
@@ -142,6 +153,16 @@ mod tests {
         let passage = "We ship from Portland. Standard shipping takes 3-5 business days. Overnight costs $29.95.";
         let e = excerpt(passage, "how many days does standard shipping take", 60);
         assert_eq!(e, "Standard shipping takes 3-5 business days.");
+    }
+
+    #[test]
+    fn excerpts_are_plain_text() {
+        let passage =
+            "1. **Refunds** are issued within 2 business days.\n- Banks take **5-10 business days**.\n| a | b |";
+        assert_eq!(
+            excerpt(passage, "how many business days for refunds", 200),
+            "Refunds are issued within 2 business days. Banks take 5-10 business days."
+        );
     }
 
     #[test]

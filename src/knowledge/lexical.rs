@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::Article;
-use crate::text::{is_stopword, terms};
+use crate::text::{is_stopword, related_terms, stem, terms};
 
 /// A section longer than this is split further at paragraph breaks, so one
 /// passage answers one thing and the excerpt stays short.
@@ -29,8 +29,9 @@ pub struct Hit {
     pub heading: Option<String>,
     pub text: String,
     pub score: f64,
-    /// Share (0..1) of the query's weight, by idf, that this passage contains:
-    /// a scale-free "how much of the question does it speak to".
+    /// Share (0..1) of the query's weight, by idf, that this passage contains,
+    /// counting only words the knowledge base uses at all: a scale-free
+    /// "how much of the question does it speak to".
     pub coverage: f64,
 }
 
@@ -83,21 +84,46 @@ impl LexicalIndex {
         let mut query_terms: Vec<String> = terms(query).filter(|t| !is_stopword(t)).collect();
         query_terms.sort();
         query_terms.dedup();
-        let total_weight: f64 = query_terms.iter().map(|t| self.idf(t)).sum();
-        if total_weight <= 0.0 {
+        // Each query word, with the knowledge base's own words for it; a
+        // passage matches the word through whichever alternative it uses.
+        let alternatives: Vec<Vec<String>> = query_terms
+            .iter()
+            .map(|t| {
+                std::iter::once(t.clone())
+                    .chain(related_terms(t).iter().map(|r| stem(r)))
+                    .filter(|a| self.doc_freq.contains_key(a))
+                    .collect::<Vec<_>>()
+            })
+            .filter(|alts| !alts.is_empty())
+            .collect();
+        let weight = |alts: &[String]| alts.iter().map(|a| self.idf(a)).fold(0.0, f64::max);
+        // Words the knowledge base never uses cannot be matched by any
+        // passage. Long ones still count against coverage, at half weight
+        // ("who won the football match" is not about sizing "match"); short
+        // ones are mostly slang and typos ("ur", "pls") and are ignored.
+        let unknown = query_terms
+            .iter()
+            .filter(|t| t.chars().count() > 3 && !self.doc_freq.contains_key(*t) && related_terms(t).is_empty())
+            .count();
+        let matchable: f64 = alternatives.iter().map(|alts| weight(alts)).sum();
+        if matchable <= 0.0 {
             return Vec::new();
         }
+        let total_weight = matchable + unknown as f64 * 0.5 * self.idf("");
 
         let mut best: HashMap<usize, Hit> = HashMap::new();
         for p in &self.passages {
             let (mut score, mut matched) = (0.0, 0.0);
-            for t in &query_terms {
-                let Some(&tf) = p.term_counts.get(t) else {
-                    continue;
-                };
-                let (idf, tf) = (self.idf(t), f64::from(tf));
-                score += idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * p.len as f64 / self.avg_len));
-                matched += idf;
+            for alts in &alternatives {
+                let best = alts
+                    .iter()
+                    .filter_map(|a| p.term_counts.get(a).map(|&tf| (self.idf(a), f64::from(tf))))
+                    .map(|(idf, tf)| idf * tf * (K1 + 1.0) / (tf + K1 * (1.0 - B + B * p.len as f64 / self.avg_len)))
+                    .fold(0.0, f64::max);
+                if best > 0.0 {
+                    score += best;
+                    matched += weight(alts);
+                }
             }
             if score <= 0.0 || best.get(&p.article).is_some_and(|h| h.score >= score) {
                 continue;
