@@ -2,6 +2,7 @@
 //! WebSockets and HTTP, on SQLite and (where reachable) PostgreSQL.
 
 mod admin;
+mod browser;
 mod chat;
 mod helpers;
 mod identity;
