@@ -10,12 +10,12 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::analytics::Metrics;
 use crate::assistant::{Assistant, TemplateError, Templates};
-use crate::chat::{ChatService, gateway, hub::Hub};
+use crate::chat::{ChatService, gateway, hub::Hub, limits::Guards};
 use crate::commerce::{Store, demo::DemoStore};
 use crate::config::{Secret, Settings};
 use crate::db::Db;
 use crate::http;
-use crate::identity::TokenVerifier;
+use crate::identity::{Jwks, TokenVerifier};
 use crate::knowledge::{LexicalIndex, load_dir};
 
 /// How long shutdown waits for in-flight turns before giving up on them.
@@ -31,6 +31,8 @@ pub struct AppState {
     /// Verifies the store's customer tokens.
     pub tokens: Arc<TokenVerifier>,
     pub metrics: Arc<Metrics>,
+    /// Connection cap and rate limits of the chat gateway.
+    pub guards: Arc<Guards>,
     /// Cancelled when the service begins to stop; sockets watch it.
     pub shutdown: CancellationToken,
     /// Every socket and turn, so shutdown can wait for them to finish.
@@ -78,10 +80,11 @@ impl Application {
             );
             random_secret()
         });
-        let tokens = TokenVerifier::hs256(
-            &jwt_secret,
-            settings.identity_jwt_issuer.as_deref(),
-            settings.identity_jwt_audience.as_deref(),
+        let tokens = TokenVerifier::new(
+            jwt_secret,
+            settings.identity_jwks_url.clone().map(Jwks::new),
+            settings.identity_jwt_issuer.clone(),
+            settings.identity_jwt_audience.clone(),
         );
         if settings.admin_token.is_none() {
             tracing::warn!("ADMIN_TOKEN is not set: the admin API is disabled");
@@ -92,6 +95,7 @@ impl Application {
         let listener = TcpListener::bind(settings.bind_addr)
             .await
             .map_err(|source| StartupError::Bind { addr: settings.bind_addr, source })?;
+        let guards = Arc::new(Guards::new(&settings.chat));
         let state = AppState {
             settings: Arc::new(settings),
             db,
@@ -99,6 +103,7 @@ impl Application {
             assistant,
             tokens: Arc::new(tokens),
             metrics,
+            guards,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         };
@@ -106,6 +111,7 @@ impl Application {
             .route("/v1/chat", get(gateway::chat))
             .merge(http::ops::router())
             .merge(http::admin::router())
+            .merge(http::identity::router())
             .merge(http::site::router())
             .with_state(state.clone());
         Ok(Self { listener, router, state })
@@ -129,7 +135,17 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let Self { listener, router, state } = self;
         let shutdown = state.shutdown.clone();
-        axum::serve(listener, router).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+        let guards = state.guards.clone();
+        let sweeper = shutdown.clone();
+        tokio::spawn(async move {
+            let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+            while sweeper.run_until_cancelled(every_minute.tick()).await.is_some() {
+                guards.sweep();
+            }
+        });
+        // Peer addresses feed the per-IP rate limit.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, service).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
         state.tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, state.tasks.wait()).await.is_err() {
             tracing::warn!("shutdown grace period over; abandoning unfinished turns");

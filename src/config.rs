@@ -2,7 +2,7 @@
 //! (PROTOCOL.md §1). An invalid value stops start-up with one line that names
 //! the setting; secrets live in [`Secret`] so they never reach a log.
 
-use std::{fmt, net::SocketAddr, path::PathBuf};
+use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
 /// A value that must never be printed: `Debug` and `Display` show a mask.
 #[derive(Clone)]
@@ -43,11 +43,30 @@ pub struct Settings {
     /// `None` means the process made up a random secret: tokens signed by the
     /// store cannot verify, which start-up warns about.
     pub identity_jwt_secret: Option<Secret>,
+    /// RS256/ES256 keys of the store's backend, as a JWKS document.
+    pub identity_jwks_url: Option<String>,
     pub identity_jwt_issuer: Option<String>,
     pub identity_jwt_audience: Option<String>,
     /// `None` disables the admin API.
     pub admin_token: Option<Secret>,
     pub shopify_shop: Option<String>,
+    /// Verifies Shopify App Proxy signatures; defaults to the webhook secret
+    /// (both are the app's client secret).
+    pub shopify_app_proxy_secret: Option<Secret>,
+    pub chat: ChatLimits,
+}
+
+/// Abuse limits of the chat gateway.
+#[derive(Debug, Clone)]
+pub struct ChatLimits {
+    /// Open sockets at once; more are refused with 503.
+    pub max_connections: usize,
+    /// Customer frames per minute on one connection.
+    pub messages_per_minute: u32,
+    /// Customer frames per minute from one IP address, all its connections together.
+    pub messages_per_minute_per_ip: u32,
+    /// A socket that sends nothing for this long is closed.
+    pub idle_timeout: Duration,
 }
 
 impl Settings {
@@ -75,6 +94,23 @@ impl Settings {
             }
             None => format!("http://{bind_addr}"),
         };
+        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+            get(name).map_or(Ok(default), |v| parse_positive(name, &v))
+        };
+        let chat = ChatLimits {
+            max_connections: number("CHAT_MAX_CONNECTIONS", 10_000)? as usize,
+            messages_per_minute: number("CHAT_MESSAGES_PER_MINUTE", 20)? as u32,
+            messages_per_minute_per_ip: number("CHAT_MESSAGES_PER_MINUTE_PER_IP", 120)? as u32,
+            idle_timeout: Duration::from_secs(number("CHAT_IDLE_TIMEOUT_SECS", 900)?),
+        };
+        let identity_jwks_url = match get("IDENTITY_JWKS_URL") {
+            Some(v) if v.starts_with("https://") || v.starts_with("http://") => Some(v),
+            Some(_) => {
+                return Err(ConfigError { name: "IDENTITY_JWKS_URL", reason: "must be an http(s) URL".into() });
+            }
+            None => None,
+        };
+
         let data_dir = PathBuf::from(get("DATA_DIR").unwrap_or_else(|| "data".into()));
         let database_url = match get("DATABASE_URL") {
             Some(v) if v.starts_with("sqlite:") || v.starts_with("postgres://") || v.starts_with("postgresql://") => v,
@@ -94,6 +130,7 @@ impl Settings {
             knowledge_dir: PathBuf::from(get("KNOWLEDGE_DIR").unwrap_or_else(|| "knowledge".into())),
             prompts_dir: PathBuf::from(get("PROMPTS_DIR").unwrap_or_else(|| "prompts".into())),
             identity_jwt_secret: get("IDENTITY_JWT_SECRET").map(Secret::new),
+            identity_jwks_url,
             identity_jwt_issuer: get("IDENTITY_JWT_ISSUER"),
             identity_jwt_audience: get("IDENTITY_JWT_AUDIENCE"),
             admin_token: match get("ADMIN_TOKEN") {
@@ -103,8 +140,19 @@ impl Settings {
                 other => other.map(Secret::new),
             },
             shopify_shop: get("SHOPIFY_SHOP"),
+            shopify_app_proxy_secret: get("SHOPIFY_APP_PROXY_SECRET")
+                .or_else(|| get("SHOPIFY_WEBHOOK_SECRET"))
+                .map(Secret::new),
+            chat,
             data_dir,
         })
+    }
+}
+
+fn parse_positive<T: FromStr + PartialOrd + Default>(name: &'static str, value: &str) -> Result<T, ConfigError> {
+    match value.trim().parse::<T>() {
+        Ok(n) if n > T::default() => Ok(n),
+        _ => Err(ConfigError { name, reason: format!("`{value}` is not a positive whole number") }),
     }
 }
 
@@ -133,6 +181,8 @@ mod tests {
         assert_eq!(err.name, "BIND_ADDR");
         assert!(err.to_string().starts_with("invalid setting BIND_ADDR"));
         assert_eq!(settings(&[("DATABASE_URL", "mysql://x")]).unwrap_err().name, "DATABASE_URL");
+        assert_eq!(settings(&[("CHAT_MAX_CONNECTIONS", "0")]).unwrap_err().name, "CHAT_MAX_CONNECTIONS");
+        assert_eq!(settings(&[("CHAT_IDLE_TIMEOUT_SECS", "soon")]).unwrap_err().name, "CHAT_IDLE_TIMEOUT_SECS");
     }
 
     #[test]

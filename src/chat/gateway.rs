@@ -3,16 +3,20 @@
 //! turns run in order while the socket keeps answering pings and relaying
 //! frames from other sockets of the session.
 
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
 use axum::{
+    Json,
     extract::{
-        State, WebSocketUpgrade,
+        ConnectInfo, State, WebSocketUpgrade,
         ws::{CloseFrame, Message, Utf8Bytes, close_code},
     },
-    response::Response,
+    http::StatusCode,
+    response::{IntoResponse, Response},
 };
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use governor::DefaultDirectRateLimiter;
+use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::{broadcast, mpsc};
 
 use super::{
@@ -33,12 +37,20 @@ const MAX_STRIKES: u32 = 20;
 /// Queued turns per connection; a client that floods waits for room.
 const WORKER_QUEUE: usize = 16;
 
-pub async fn chat(ws: WebSocketUpgrade, State(app): State<AppState>) -> Response {
+pub async fn chat(
+    ws: WebSocketUpgrade,
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Response {
+    let Some(permit) = app.guards.admit() else {
+        let error = serde_json::json!({ "error": { "code": "unavailable", "message": "Chat is busy right now. Please try again shortly." } });
+        return (StatusCode::SERVICE_UNAVAILABLE, Json(error)).into_response();
+    };
     ws.max_message_size(MAX_WS_MESSAGE_BYTES).on_upgrade(move |socket| async move {
         let tasks = app.tasks.clone();
         let (sink, stream) = socket.split();
         // Tracked, so graceful shutdown waits for the socket to flush its last frames.
-        tasks.track_future(Connection::new(app).run(sink, stream)).await;
+        tasks.track_future(Connection::new(app, peer, permit).run(sink, stream)).await;
     })
 }
 
@@ -53,8 +65,14 @@ enum Command {
 
 struct Connection {
     app: AppState,
+    /// Correlates this socket's logs and audit records.
     id: String,
+    peer: SocketAddr,
+    limiter: DefaultDirectRateLimiter,
+    /// Refused frames in a row.
     strikes: u32,
+    /// This socket's place under the connection cap, released on drop.
+    _permit: OwnedSemaphorePermit,
 }
 
 /// What the socket is attached to once `hello` succeeded.
@@ -68,8 +86,9 @@ struct Attached {
 }
 
 impl Connection {
-    fn new(app: AppState) -> Self {
-        Self { app, id: uuid::Uuid::new_v4().to_string(), strikes: 0 }
+    fn new(app: AppState, peer: SocketAddr, permit: OwnedSemaphorePermit) -> Self {
+        let limiter = app.guards.connection_limiter();
+        Self { app, id: uuid::Uuid::new_v4().to_string(), peer, limiter, strikes: 0, _permit: permit }
     }
 
     #[tracing::instrument(name = "chat", skip_all, fields(connection = %self.id))]
@@ -82,17 +101,25 @@ impl Connection {
         let shutdown = self.app.shutdown.clone();
         let hello_deadline = tokio::time::sleep(HELLO_TIMEOUT);
         tokio::pin!(hello_deadline);
+        let idle_timeout = self.app.guards.idle_timeout;
+        let idle = tokio::time::sleep(idle_timeout);
+        tokio::pin!(idle);
         let (direct_tx, mut direct_rx) = mpsc::channel::<Outbound>(WORKER_QUEUE);
         let mut attached: Option<Attached> = None;
 
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
+                _ = &mut idle => {
+                    let _ = send(&mut sink, &ServerFrame::error(ErrorCode::BadRequest, "Closed after a long time without messages.")).await;
+                    break;
+                }
                 _ = &mut hello_deadline, if attached.is_none() => {
                     let _ = send(&mut sink, &ServerFrame::error(ErrorCode::BadRequest, "Say hello within 10 seconds.")).await;
                     break;
                 }
                 incoming = stream.next() => {
+                    idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
                     let text = match incoming {
                         Some(Ok(Message::Text(text))) => text,
                         Some(Ok(Message::Binary(_))) => {
@@ -109,6 +136,11 @@ impl Connection {
                             continue;
                         }
                     };
+                    if !matches!(frame, ClientFrame::Ping) && !self.app.guards.allow(self.peer.ip(), &self.limiter) {
+                        let limited = FrameError::new(ErrorCode::RateLimited, "You're sending messages too quickly. Please wait a moment.");
+                        if self.refuse(&mut sink, limited).await { break }
+                        continue;
+                    }
                     self.strikes = 0;
                     match (frame, &mut attached) {
                         (ClientFrame::Ping, _) => { if send(&mut sink, &ServerFrame::Pong).await.is_err() { break } }
@@ -190,7 +222,7 @@ impl Connection {
     ) -> Result<Option<Attached>, ()> {
         let identity = match hello.token.as_deref().filter(|t| !t.is_empty()) {
             None => Identity::Guest,
-            Some(token) => match self.app.tokens.verify(token) {
+            Some(token) => match self.app.tokens.verify(token).await {
                 Ok(identity) => identity,
                 Err(error) => {
                     tracing::info!(decision = "refused", %error, "customer token");

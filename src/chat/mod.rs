@@ -3,6 +3,7 @@
 
 pub mod gateway;
 pub mod hub;
+pub mod limits;
 pub mod protocol;
 pub mod service;
 

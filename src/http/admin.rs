@@ -17,6 +17,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/admin/conversations", get(list_conversations))
         .route("/v1/admin/conversations/{id}", get(conversation))
+        .route("/v1/admin/identity-audit", get(identity_audit))
 }
 
 /// Proof that the request carried the admin token. Handlers that take it
@@ -67,4 +68,9 @@ async fn list_conversations(
 async fn conversation(_: Admin, State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let detail = app.db.conversation(&id).await?.ok_or(ApiError::NotFound)?;
     Ok(Json(serde_json::to_value(detail).unwrap_or_default()))
+}
+
+async fn identity_audit(_: Admin, State(app): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
+    let entries = app.db.identity_audit(q.limit.unwrap_or(100).clamp(1, 1000)).await?;
+    Ok(Json(json!({ "entries": entries })))
 }

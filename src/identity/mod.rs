@@ -4,12 +4,14 @@
 //! takes one. Nothing a customer types, nothing a model writes and no client
 //! field reaches a store call except through this type.
 
+pub mod app_proxy;
 mod attempts;
+mod jwks;
 mod token;
 
 pub use attempts::AttemptLimiter;
-
-pub use token::{TokenError, TokenVerifier};
+pub use jwks::Jwks;
+pub use token::{MAX_LIFETIME_SECS, TokenError, TokenVerifier};
 
 use serde::Serialize;
 
