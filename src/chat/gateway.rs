@@ -26,6 +26,7 @@ use super::{
 };
 use crate::analytics::CodeLabels;
 use crate::app::AppState;
+use crate::db::AuditRecord;
 use crate::identity::Identity;
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -212,6 +213,12 @@ impl Connection {
         sent.is_err() || self.strikes >= MAX_STRIKES
     }
 
+    async fn audit(&self, decision: &str, subject: Option<&str>, detail: Option<&str>) {
+        let record =
+            AuditRecord { correlation_id: &self.id, session_id: None, method: "token", decision, subject, detail };
+        self.app.chat.audit(record).await;
+    }
+
     /// Opens or resumes a session. `Ok(None)`: refused, the client may say
     /// hello again; `Err`: the socket is gone.
     async fn hello<W: Sink<Message> + Unpin>(
@@ -223,9 +230,13 @@ impl Connection {
         let identity = match hello.token.as_deref().filter(|t| !t.is_empty()) {
             None => Identity::Guest,
             Some(token) => match self.app.tokens.verify(token).await {
-                Ok(identity) => identity,
+                Ok(identity) => {
+                    self.audit("verified", identity.customer_id(), None).await;
+                    identity
+                }
                 Err(error) => {
                     tracing::info!(decision = "refused", %error, "customer token");
+                    self.audit("refused", None, Some(&error.to_string())).await;
                     let refused = FrameError::new(
                         ErrorCode::Unauthorized,
                         "Your sign-in could not be verified. Please sign in again.",
@@ -330,8 +341,10 @@ impl Worker {
             };
             let result: Result<Option<ServerFrame>, super::service::ChatError> = match command {
                 Command::Message { id, text } => {
-                    match chat.message(&self.session, &id, &text).await {
+                    match chat.message(&mut self.session, &self.connection_id, &id, &text).await {
                         Ok(TurnResult::Answered) => Ok(None),
+                        // Not tied to the message: the message itself was answered.
+                        Ok(TurnResult::Refused(e)) => Ok(Some(ServerFrame::error(e.code, e.message))),
                         Ok(TurnResult::Duplicate(frames)) => {
                             // Only the asking socket needs the original reply again.
                             for frame in frames {

@@ -10,7 +10,7 @@ use super::{
 };
 use crate::analytics::{Metrics, ReasonLabels, TurnLabels};
 use crate::assistant::{Assistant, EscalationReason, Reply, Response, TurnContext};
-use crate::db::{Db, NewEscalation, NewMessage, NewSession, SessionRow, StoredFrame, TurnWriter};
+use crate::db::{AuditRecord, Db, NewEscalation, NewMessage, NewSession, SessionRow, StoredFrame, TurnWriter};
 use crate::identity::{AttemptLimiter, Identity, normalize_order_number};
 
 /// One socket's view of its session. Identity is proven per connection and
@@ -39,6 +39,8 @@ impl From<&ChatError> for FrameError {
 /// What a resend of an already-seen client message id gets back.
 pub enum TurnResult {
     Answered,
+    /// Answered, after an order number and email in the message failed to verify.
+    Refused(FrameError),
     /// The message was a resend: these are the reply frames already sent for
     /// it (none yet if the first turn is still running).
     Duplicate(Vec<Outbound>),
@@ -112,13 +114,20 @@ impl ChatService {
 
     /// One customer message, answered exactly once per client message id.
     #[tracing::instrument(skip_all, fields(session = %session.id, client_message_id = %client_id))]
-    pub async fn message(&self, session: &Session, client_id: &str, text: &str) -> Result<TurnResult, ChatError> {
+    pub async fn message(
+        &self,
+        session: &mut Session,
+        connection_id: &str,
+        client_id: &str,
+        text: &str,
+    ) -> Result<TurnResult, ChatError> {
         let started = Instant::now();
         if !self.db.insert_customer_message(&session.conversation_id, client_id, text).await? {
             let frames = self.db.frames_replying_to(&session.id, client_id).await?;
             return Ok(TurnResult::Duplicate(frames.into_iter().map(outbound).collect()));
         }
         self.publish_ephemeral(&session.id, &ServerFrame::Typing { on: true });
+        let refused = self.verify_in_conversation(session, connection_id, text).await?;
 
         let escalated = self.db.open_escalation(&session.conversation_id).await?.is_some();
         let prior_unanswered = self.db.unanswered_count(&session.conversation_id).await?;
@@ -128,6 +137,9 @@ impl ChatService {
         let result = self.write_response(session, client_id, &response).await;
         self.publish_ephemeral(&session.id, &ServerFrame::Typing { on: false });
         result?;
+        if let Some(refused) = refused {
+            return Ok(TurnResult::Refused(refused));
+        }
 
         self.metrics
             .turns
@@ -135,6 +147,26 @@ impl ChatService {
             .inc();
         self.metrics.turn_seconds.observe(started.elapsed().as_secs_f64());
         Ok(TurnResult::Answered)
+    }
+
+    /// "It's order #1001, ava@example.com": a guest who gives both in a
+    /// message is verified as if they had used the form. A failure is
+    /// returned so the socket can say so; the turn then goes on as before.
+    async fn verify_in_conversation(
+        &self,
+        session: &mut Session,
+        connection_id: &str,
+        text: &str,
+    ) -> Result<Option<FrameError>, ChatError> {
+        if matches!(session.identity, Identity::Verified { .. }) {
+            return Ok(None);
+        }
+        let u = crate::assistant::understand(text);
+        let ([number], [email]) = (u.order_numbers.as_slice(), u.emails.as_slice()) else { return Ok(None) };
+        if session.identity.scope().order_number() == Some(number.as_str()) {
+            return Ok(None);
+        }
+        Ok(self.verify(session, connection_id, number, email).await?.err())
     }
 
     async fn write_response(&self, session: &Session, client_id: &str, response: &Response) -> Result<(), ChatError> {
@@ -206,9 +238,10 @@ impl ChatService {
         self.commit_frames(w, &session.id, vec![note, handoff_frame(None, reason)]).await
     }
 
-    /// Guest verification by order number and email. The answer never says
-    /// which of the two was wrong.
-    #[tracing::instrument(skip_all, fields(session = %session.id))]
+    /// Guest verification by order number and email, from a `verify` frame
+    /// or from a message that gives both. The answer never says which of the
+    /// two was wrong.
+    #[tracing::instrument(skip_all, fields(session = %session.id, connection = %connection_id))]
     pub async fn verify(
         &self,
         session: &mut Session,
@@ -217,33 +250,20 @@ impl ChatService {
         email: &str,
     ) -> Result<Result<(), FrameError>, ChatError> {
         let number = normalize_order_number(order_number);
-        let keys = [format!("conn:{connection_id}"), format!("order:{number}")];
-        if keys.iter().any(|k| self.verify_attempts.is_locked(k)) {
-            tracing::info!(decision = "locked", "guest verification");
-            return Ok(Err(FrameError::new(
-                ErrorCode::VerificationLocked,
-                "Too many attempts. Please wait 15 minutes, or ask to talk to a person.",
-            )));
+        let (decision, outcome) = self.check_order_email(connection_id, &number, email).await;
+        tracing::info!(decision, "guest verification");
+        self.audit(AuditRecord {
+            correlation_id: connection_id,
+            session_id: Some(&session.id),
+            method: "order_email",
+            decision,
+            subject: Some(&number),
+            detail: None,
+        })
+        .await;
+        if let Err(refused) = outcome {
+            return Ok(Err(refused));
         }
-        let matches = match self.assistant.store().order_matches_email(&number, email).await {
-            Ok(matches) => matches,
-            Err(error) => {
-                tracing::warn!(%error, "store unavailable during verification");
-                return Ok(Err(FrameError::new(
-                    ErrorCode::Unavailable,
-                    "We can't check orders right now. Please try again shortly.",
-                )));
-            }
-        };
-        if !matches {
-            keys.iter().for_each(|k| self.verify_attempts.record_failure(k));
-            tracing::info!(decision = "failed", "guest verification");
-            return Ok(Err(FrameError::new(
-                ErrorCode::VerificationFailed,
-                "We couldn't match that order number and email. Please check both and try again.",
-            )));
-        }
-        tracing::info!(decision = "verified", "guest verification");
         // A signed-in customer keeps their wider scope.
         if !matches!(session.identity, Identity::Verified { .. }) {
             session.identity =
@@ -254,6 +274,42 @@ impl ChatService {
         let frame = ServerFrame::Verified { seq: 0, identity: session.identity.view() };
         self.commit_frames(w, &session.id, vec![frame]).await?;
         Ok(Ok(()))
+    }
+
+    /// The audit decision and the verification outcome. Failures count
+    /// against both the connection and the order number.
+    async fn check_order_email(
+        &self,
+        connection_id: &str,
+        number: &str,
+        email: &str,
+    ) -> (&'static str, Result<(), FrameError>) {
+        let keys = [format!("conn:{connection_id}"), format!("order:{number}")];
+        if keys.iter().any(|k| self.verify_attempts.is_locked(k)) {
+            let locked = "Too many attempts. Please wait 15 minutes, or ask to talk to a person.";
+            return ("locked", Err(FrameError::new(ErrorCode::VerificationLocked, locked)));
+        }
+        match self.assistant.store().order_matches_email(number, email).await {
+            Ok(true) => ("verified", Ok(())),
+            Ok(false) => {
+                keys.iter().for_each(|k| self.verify_attempts.record_failure(k));
+                let failed = "We couldn't match that order number and email. Please check both and try again.";
+                ("failed", Err(FrameError::new(ErrorCode::VerificationFailed, failed)))
+            }
+            Err(error) => {
+                tracing::warn!(%error, "store unavailable during verification");
+                let unavailable = "We can't check orders right now. Please try again shortly.";
+                ("unavailable", Err(FrameError::new(ErrorCode::Unavailable, unavailable)))
+            }
+        }
+    }
+
+    /// Records an identity decision. The audit must not take the chat down
+    /// with it, so a storage failure is logged, not returned.
+    pub async fn audit(&self, record: AuditRecord<'_>) {
+        if let Err(error) = self.db.record_identity_decision(&record).await {
+            tracing::error!(%error, correlation_id = record.correlation_id, "could not record an identity decision");
+        }
     }
 
     pub async fn feedback(
