@@ -339,3 +339,35 @@ mod tests {
         assert_eq!(ServerFrame::Pong.to_json(), r#"{"type":"pong"}"#);
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        /// Whatever a client sends, parsing answers with a frame or an error; it never panics.
+        #[test]
+        fn any_text_parses_or_is_refused(text in ".{0,300}") {
+            let _ = parse_client_frame(&text);
+        }
+
+        #[test]
+        fn frame_shaped_json_parses_or_is_refused(
+            kind in prop::sample::select(vec!["hello", "message", "verify", "handoff_request", "feedback", "csat", "ping", "x"]),
+            id in ".{0,200}",
+            text in ".{0,5000}",
+            score in any::<i64>(),
+            extra in prop::option::of(".{0,50}"),
+        ) {
+            let frame = serde_json::json!({
+                "type": kind, "id": id, "text": text, "score": score, "rating": extra,
+                "order_number": extra, "email": extra, "message_id": id, "token": extra,
+            });
+            let _ = parse_client_frame(&frame.to_string());
+        }
+    }
+}

@@ -2,10 +2,12 @@
 //! and refreshed when a token names a key we do not know (key rotation).
 
 use std::{
+    num::NonZeroU32,
     sync::RwLock,
     time::{Duration, Instant},
 };
 
+use governor::{DefaultDirectRateLimiter, Quota};
 use jsonwebtoken::{
     Algorithm, DecodingKey,
     jwk::{AlgorithmParameters, EllipticCurve, JwkSet},
@@ -15,9 +17,10 @@ use super::TokenError;
 
 /// Keys are refetched after this long even without an unknown `kid`.
 const MAX_AGE: Duration = Duration::from_secs(60 * 60);
-/// An unknown `kid` refetches at most this often, so tokens with made-up
-/// key ids cannot make us hammer the store's backend.
-const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+/// Unknown `kid`s refetch the keys at most this often (per minute, all
+/// tokens together), so made-up key ids cannot make us hammer the store's
+/// backend, while a real key rotation is picked up at once.
+const REFRESHES_PER_MINUTE: u32 = 10;
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 struct Key {
@@ -38,23 +41,33 @@ pub struct Jwks {
     cache: RwLock<Cache>,
     /// One refresh at a time; others wait for it and reuse its result.
     refreshing: tokio::sync::Mutex<()>,
+    refresh_budget: DefaultDirectRateLimiter,
 }
 
 impl Jwks {
     pub fn new(url: String) -> Self {
         let http = reqwest::Client::builder().timeout(FETCH_TIMEOUT).build().unwrap_or_default();
-        Self { url, http, cache: RwLock::default(), refreshing: tokio::sync::Mutex::new(()) }
+        let budget = Quota::per_minute(NonZeroU32::new(REFRESHES_PER_MINUTE).unwrap_or(NonZeroU32::MIN));
+        Self {
+            url,
+            http,
+            cache: RwLock::default(),
+            refreshing: tokio::sync::Mutex::new(()),
+            refresh_budget: DefaultDirectRateLimiter::direct(budget),
+        }
     }
 
     /// The key for a token's `kid` and `alg`; the key's own algorithm must
     /// match the header's, so an RSA key never verifies an ES256 claim.
     pub async fn key(&self, kid: Option<&str>, algorithm: Algorithm) -> Result<DecodingKey, TokenError> {
-        let stale =
-            self.cache.read().unwrap_or_else(|e| e.into_inner()).fetched_at.is_none_or(|t| t.elapsed() > MAX_AGE);
+        let fetched_at = self.cache.read().unwrap_or_else(|e| e.into_inner()).fetched_at;
+        let stale = fetched_at.is_none_or(|t| t.elapsed() > MAX_AGE);
         if !stale && let Some(key) = self.lookup(kid, algorithm) {
             return Ok(key);
         }
-        self.refresh(stale).await?;
+        if stale || self.refresh_budget.check().is_ok() {
+            self.refresh(fetched_at).await?;
+        }
         self.lookup(kid, algorithm).ok_or_else(|| TokenError::UnknownKey(kid.unwrap_or("(no kid)").to_owned()))
     }
 
@@ -72,11 +85,10 @@ impl Jwks {
     }
 
     #[tracing::instrument(skip(self), fields(url = %self.url))]
-    async fn refresh(&self, stale: bool) -> Result<(), TokenError> {
+    async fn refresh(&self, seen: Option<Instant>) -> Result<(), TokenError> {
         let _guard = self.refreshing.lock().await;
-        let fetched_at = self.cache.read().unwrap_or_else(|e| e.into_inner()).fetched_at;
-        if fetched_at.is_some_and(|t| t.elapsed() < MIN_REFRESH_INTERVAL) && !stale {
-            return Ok(()); // someone just refreshed
+        if self.cache.read().unwrap_or_else(|e| e.into_inner()).fetched_at != seen {
+            return Ok(()); // another caller refreshed while we waited
         }
         let unavailable = |e: reqwest::Error| TokenError::UnknownKey(format!("JWKS unavailable: {e}"));
         let set: JwkSet = self

@@ -50,6 +50,22 @@ async fn a_signed_in_customers_session_cannot_be_resumed_by_anyone_else() {
     }
 }
 
+#[tokio::test]
+async fn every_socket_of_a_session_receives_its_frames() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (mut phone, welcome) = app.customer("7002").await;
+    let mut laptop = app.connect().await;
+    let token = token_for("7002", 600);
+    let resumed = laptop.hello(json!({ "session_id": welcome["session_id"], "last_seq": 0, "token": token })).await;
+    assert_eq!(resumed["resumed"], true);
+
+    let frames = phone.ask("m1", "where is my order?").await;
+    let reply = only(&frames, "message");
+    let mirrored = laptop.turn_frames().await;
+    assert_eq!(only(&mirrored, "message")["id"], reply["id"]);
+    assert_eq!(only(&mirrored, "message")["seq"], reply["seq"]);
+}
+
 fn base64_url(text: &str) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let bytes = text.as_bytes();

@@ -6,4 +6,6 @@ mod browser;
 mod chat;
 mod helpers;
 mod identity;
+mod limits;
 mod ops;
+mod redteam;
