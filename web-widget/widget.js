@@ -4,7 +4,8 @@
  *   <script src="https://assistant.example.com/widget.js"
  *           data-assistant-url="https://assistant.example.com" async></script>
  *
- * Optional attributes: data-customer-token (a JWT signed by the store),
+ * Optional attributes: data-customer-token (a JWT signed by the store), data-token-url
+ * (a same-origin URL answering {token}, e.g. a Shopify App Proxy path),
  * data-assistant-name (header title), data-accent-color (any CSS colour).
  * API: window.SupportAssistant = { identify(token), open(), close(), state }.
  * A store may call the API before this async script has loaded by defining
@@ -75,6 +76,10 @@
   let pending = storage.json(K.pending, []);
   let outbox = [];  // other client frames waiting for a session
   let token = attr('data-customer-token') || null;
+  // A Shopify store without a backend points this at its App Proxy path (e.g. /apps/assistant):
+  // the proxy answers with a short-lived token for whoever is logged in to the storefront.
+  const tokenUrl = attr('data-token-url') || null;
+  let tokenFetched = false;
 
   let ws = null, welcomed = false, started = false, retries = 0;
   let retryTimer = null, pingTimer = null, typingTimer = null, lastFrameAt = 0;
@@ -490,6 +495,15 @@ textarea{flex:1;border:0;outline:none;resize:none;background:transparent;min-hei
     started = true;
     clearTimeout(retryTimer); retryTimer = null;
     if (ws) return;
+    if (tokenUrl && !token && !tokenFetched) {
+      tokenFetched = true;
+      fetch(tokenUrl, { credentials: 'same-origin', headers: { Accept: 'application/json' } })
+        .then((r) => (r.ok ? r.json() : null))
+        .then((body) => { if (body && typeof body.token === 'string') token = body.token; })
+        .catch(() => { /* no token: carry on as a guest */ })
+        .finally(connect);
+      return;
+    }
     let sock;
     try { sock = new WebSocket(wsUrl); } catch (_) { scheduleReconnect(); return; }
     ws = sock; welcomed = false;

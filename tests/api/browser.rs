@@ -124,6 +124,19 @@ impl Browser {
         result["result"]["value"].clone()
     }
 
+    /// Loads `url` and installs the page-side test helpers once it has loaded.
+    async fn open(&mut self, url: &str) {
+        self.call("Page.enable", json!({})).await;
+        self.call("Page.navigate", json!({ "url": url })).await;
+        let helpers = HELPERS.replace("TIMEOUT", &PAGE_TIMEOUT_MS.to_string());
+        self.eval(&format!(
+            "new Promise(r => {{ const go = () => r(eval({helpers:?})); \
+             document.readyState === 'complete' ? go() : addEventListener('load', go); }})"
+        ))
+        .await;
+        self.eval("t.until(() => t.q('sa-launcher'), 'the launcher')").await;
+    }
+
     async fn screenshot(&mut self, name: &str) {
         let shot = self.call("Page.captureScreenshot", json!({ "format": "png" })).await;
         let bytes = decode_base64(shot["data"].as_str().unwrap());
@@ -169,11 +182,7 @@ async fn a_customer_chats_verifies_and_sees_their_order_in_the_widget() {
     let Some(mut browser) = Browser::launch().await else { return };
     let app = spawn_app(Backend::Sqlite).await;
 
-    browser.call("Page.enable", json!({})).await;
-    browser.call("Page.navigate", json!({ "url": app.url("/") })).await;
-    let helpers = HELPERS.replace("TIMEOUT", &PAGE_TIMEOUT_MS.to_string());
-    browser.eval(&format!("new Promise(r => {{ const go = () => r(eval({helpers:?})); document.readyState === 'complete' ? go() : addEventListener('load', go); }})")).await;
-    browser.eval("t.until(() => t.q('sa-launcher'), 'the launcher')").await;
+    browser.open(&app.url("/")).await;
 
     browser.eval("t.q('sa-launcher').click(); true").await;
     let disclosure = browser.eval("t.until(() => t.q('sa-disclosure')?.textContent.trim(), 'the AI disclosure')").await;
@@ -202,6 +211,50 @@ async fn a_customer_chats_verifies_and_sees_their_order_in_the_widget() {
     let card = card.as_str().unwrap();
     assert!(card.contains("#1001") && card.contains("1Z999AA10123456784"), "{card}");
     browser.screenshot("widget-order.png").await;
+}
+
+/// A stand-in for a Shopify storefront with an App Proxy: its page embeds the
+/// widget with `data-token-url`, and `/apps/assistant` forwards to the
+/// assistant with a query signed as Shopify signs it, for a logged-in customer.
+async fn storefront_with_app_proxy(assistant: String, customer_id: &'static str) -> String {
+    use axum::{response::Html, routing::get};
+    let page = format!(
+        r#"<!doctype html><title>Shop</title><h1>Shop</h1>
+        <script src="{assistant}/widget.js" data-assistant-url="{assistant}" data-token-url="/apps/assistant" async></script>"#
+    );
+    let proxy = move || {
+        let assistant = assistant.clone();
+        async move {
+            let query = crate::redteam::proxy_query(customer_id, now());
+            let url = format!("{assistant}/v1/identity/app-proxy?{query}");
+            let response = reqwest::get(url).await.unwrap();
+            let status = axum::http::StatusCode::from_u16(response.status().as_u16()).unwrap();
+            (status, response.text().await.unwrap())
+        }
+    };
+    let router =
+        axum::Router::new().route("/", get(move || async move { Html(page) })).route("/apps/assistant", get(proxy));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}/")
+}
+
+#[tokio::test]
+async fn a_logged_in_shopify_customer_is_recognised_through_the_app_proxy() {
+    let Some(mut browser) = Browser::launch().await else { return };
+    let app = spawn_app_with(Backend::Sqlite, &[("SHOPIFY_APP_PROXY_SECRET", crate::redteam::PROXY_SECRET)]).await;
+    let shop = storefront_with_app_proxy(format!("http://{}", app.addr), "7002").await;
+
+    browser.open(&shop).await;
+    browser.eval("t.q('sa-launcher').click(); true").await;
+    let status = browser
+        .eval("t.until(() => window.SupportAssistant.state.identity?.status === 'verified' && 'verified', 'sign-in')")
+        .await;
+    assert_eq!(status, "verified");
+    browser.eval("t.say('where is my order?')").await;
+    let card = browser.eval("t.until(() => t.q('sa-card-order')?.textContent, 'an order card')").await;
+    assert!(card.as_str().unwrap().contains("#1002"), "{card}");
 }
 
 fn decode_base64(text: &str) -> Vec<u8> {

@@ -193,9 +193,9 @@ async fn issuer_audience_and_not_before_are_enforced() {
     }
 }
 
-const PROXY_SECRET: &str = "app-proxy-test-secret";
+pub const PROXY_SECRET: &str = "app-proxy-test-secret";
 
-fn proxy_query(customer: &str, timestamp: i64) -> String {
+pub fn proxy_query(customer: &str, timestamp: i64) -> String {
     let params = [
         ("logged_in_customer_id", customer.to_owned()),
         ("path_prefix", "/apps/assistant".to_owned()),
