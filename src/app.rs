@@ -1,7 +1,11 @@
 //! Assembly: settings in, a listening service out. `Application::build`
 //! binds the listener first (port 0 in tests) and reports the real address.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    net::SocketAddr,
+    sync::{Arc, atomic::AtomicBool},
+    time::Duration,
+};
 
 use axum::{Router, routing::get};
 use rand::RngCore;
@@ -10,10 +14,10 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::analytics::Metrics;
 use crate::assistant::{Assistant, TemplateError, Templates};
-use crate::chat::{ChatService, gateway, hub::Hub, limits::Guards};
+use crate::chat::{ChatService, fanout, gateway, hub::Hub, limits::Guards};
 use crate::commerce::{Store, demo::DemoStore};
 use crate::config::{Secret, Settings};
-use crate::db::Db;
+use crate::db::{Backend, Db};
 use crate::http;
 use crate::identity::{Jwks, TokenVerifier};
 use crate::knowledge::{LexicalIndex, load_dir};
@@ -31,6 +35,8 @@ pub struct AppState {
     /// Verifies the store's customer tokens.
     pub tokens: Arc<TokenVerifier>,
     pub metrics: Arc<Metrics>,
+    /// Whether this replica hears other replicas' frames (PostgreSQL only).
+    pub relay_listening: Arc<AtomicBool>,
     /// Connection cap and rate limits of the chat gateway.
     pub guards: Arc<Guards>,
     /// Cancelled when the service begins to stop; sockets watch it.
@@ -104,6 +110,7 @@ impl Application {
             tokens: Arc::new(tokens),
             metrics,
             guards,
+            relay_listening: Arc::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         };
@@ -143,6 +150,17 @@ impl Application {
                 guards.sweep();
             }
         });
+        if state.db.backend() == Backend::Postgres {
+            let relay = fanout::relay(
+                state.settings.database_url.clone(),
+                state.chat.replica_id().to_owned(),
+                state.db.clone(),
+                state.chat.hub().clone(),
+                state.relay_listening.clone(),
+                shutdown.clone(),
+            );
+            tokio::spawn(relay);
+        }
         // Peer addresses feed the per-IP rate limit.
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, service).with_graceful_shutdown(shutdown.cancelled_owned()).await?;

@@ -43,6 +43,12 @@ impl Hub {
         }
     }
 
+    /// Does any socket on this replica follow the session?
+    pub fn has_subscribers(&self, session_id: &str) -> bool {
+        let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.get(session_id).is_some_and(|s| s.receiver_count() > 0)
+    }
+
     /// Called when a socket leaves, so idle sessions do not pin memory.
     pub fn release(&self, session_id: &str) {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());

@@ -52,11 +52,24 @@ pub struct ChatService {
     assistant: Arc<Assistant>,
     metrics: Arc<Metrics>,
     verify_attempts: AttemptLimiter,
+    /// This process among the replicas, so it ignores its own notifications.
+    replica_id: String,
 }
 
 impl ChatService {
     pub fn new(db: Db, hub: Hub, assistant: Arc<Assistant>, metrics: Arc<Metrics>) -> Self {
-        Self { db, hub, assistant, metrics, verify_attempts: AttemptLimiter::guest_verification() }
+        Self {
+            db,
+            hub,
+            assistant,
+            metrics,
+            verify_attempts: AttemptLimiter::guest_verification(),
+            replica_id: uuid::Uuid::new_v4().to_string(),
+        }
+    }
+
+    pub fn replica_id(&self) -> &str {
+        &self.replica_id
     }
 
     pub fn hub(&self) -> &Hub {
@@ -335,12 +348,17 @@ impl ChatService {
         mut frames: Vec<ServerFrame>,
     ) -> Result<(), ChatError> {
         let mut stored = Vec::with_capacity(frames.len());
+        let mut after_seq = None;
         for frame in &mut frames {
             let seq = w.next_seq().await?;
+            after_seq.get_or_insert(seq - 1);
             frame.set_seq(seq);
             let body = frame.to_json();
             w.insert_frame(seq, frame.kind(), frame.reply_to(), &body).await?;
             stored.push(StoredFrame { seq, body });
+        }
+        if let Some(after_seq) = after_seq {
+            w.notify_frames(&self.replica_id, after_seq).await?;
         }
         w.commit().await?;
         for frame in stored {

@@ -200,6 +200,7 @@ impl Db {
     pub async fn writer(&self, session_id: &str, conversation_id: &str) -> Result<TurnWriter, sqlx::Error> {
         Ok(TurnWriter {
             tx: self.pool.begin().await?,
+            backend: self.backend,
             session_id: session_id.to_owned(),
             conversation_id: conversation_id.to_owned(),
         })
@@ -315,6 +316,7 @@ impl Db {
 /// frames with their seqs. Dropping it without `commit` writes nothing.
 pub struct TurnWriter {
     tx: Transaction<'static, Any>,
+    backend: super::Backend,
     session_id: String,
     conversation_id: String,
 }
@@ -419,6 +421,16 @@ impl TurnWriter {
         .execute(self.conn())
         .await
         .map(|_| ())
+    }
+
+    /// Tells other replicas, on commit, that this session has frames after
+    /// `after_seq` (PostgreSQL `NOTIFY`; a lone SQLite process needs no telling).
+    pub async fn notify_frames(&mut self, replica: &str, after_seq: i64) -> Result<(), sqlx::Error> {
+        if self.backend != super::Backend::Postgres {
+            return Ok(());
+        }
+        let payload = format!("{replica} {} {after_seq}", self.session_id);
+        sqlx::query("SELECT pg_notify('assistant_frames', $1)").bind(payload).execute(self.conn()).await.map(|_| ())
     }
 
     pub async fn commit(mut self) -> Result<(), sqlx::Error> {

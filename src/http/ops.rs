@@ -9,7 +9,10 @@ use axum::{
 };
 use serde_json::json;
 
+use std::sync::atomic::Ordering;
+
 use crate::app::AppState;
+use crate::db::Backend;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
@@ -24,8 +27,13 @@ async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     let store = app.assistant.store().ready().await.map_err(|e| e.to_string());
     let index =
         if app.assistant.knowledge().articles().is_empty() { Err("no articles loaded".to_owned()) } else { Ok(()) };
+    let relay = if app.db.backend() == Backend::Postgres && !app.relay_listening.load(Ordering::SeqCst) {
+        Err("not listening for other replicas' frames".to_owned())
+    } else {
+        Ok(())
+    };
     let mut failing = Vec::new();
-    for (part, result) in [("database", &database), ("store", &store), ("index", &index)] {
+    for (part, result) in [("database", &database), ("store", &store), ("index", &index), ("relay", &relay)] {
         if let Err(error) = result {
             tracing::warn!(part, %error, "not ready");
             failing.push(part);

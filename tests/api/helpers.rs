@@ -73,7 +73,7 @@ pub async fn postgres_available() -> bool {
 }
 
 /// A fresh database per test, so tests never see each other's rows.
-async fn fresh_postgres_database() -> String {
+pub async fn fresh_postgres_database() -> String {
     use sqlx::{Connection, Executor};
     let admin_url = postgres_admin_url();
     let name = format!("sa_test_{}", uuid::Uuid::new_v4().simple());

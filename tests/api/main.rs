@@ -9,3 +9,4 @@ mod identity;
 mod limits;
 mod ops;
 mod redteam;
+mod replicas;
