@@ -3,9 +3,11 @@
 //! `$n` placeholders and portable types only (TEXT, BIGINT, DOUBLE), which
 //! is what lets one query text serve both databases.
 
+mod analytics;
 mod conversations;
 mod identity;
 
+pub use analytics::*;
 pub use conversations::*;
 pub use identity::*;
 

@@ -18,6 +18,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/admin/conversations", get(list_conversations))
         .route("/v1/admin/conversations/{id}", get(conversation))
         .route("/v1/admin/identity-audit", get(identity_audit))
+        .route("/v1/admin/analytics", get(analytics))
 }
 
 /// Proof that the request carried the admin token. Handlers that take it
@@ -73,4 +74,17 @@ async fn conversation(_: Admin, State(app): State<AppState>, Path(id): Path<Stri
 async fn identity_audit(_: Admin, State(app): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
     let entries = app.db.identity_audit(q.limit.unwrap_or(100).clamp(1, 1000)).await?;
     Ok(Json(json!({ "entries": entries })))
+}
+
+#[derive(Deserialize)]
+struct AnalyticsQuery {
+    /// The window, in days back from now.
+    days: Option<i64>,
+}
+
+async fn analytics(_: Admin, State(app): State<AppState>, Query(q): Query<AnalyticsQuery>) -> ApiResult<Json<Value>> {
+    let days = q.days.unwrap_or(30).clamp(1, 3650);
+    let since = crate::db::now_ms() - days * 24 * 60 * 60 * 1000;
+    let report = app.db.analytics(since, 50).await?;
+    Ok(Json(serde_json::to_value(report).unwrap_or_default()))
 }

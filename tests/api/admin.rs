@@ -50,3 +50,39 @@ async fn transcripts(backend: Backend) {
     assert_eq!(messages[3]["outcome"], "escalated");
     assert_eq!(detail["escalations"][0]["reason"], "action_required");
 }
+
+on_both_databases!(analytics_show_resolution_escalations_unanswered_questions_and_csat, analytics);
+async fn analytics(backend: Backend) {
+    use serde_json::json;
+    let app = spawn_app(backend).await;
+
+    let (mut happy, _) = app.guest().await;
+    let frames = happy.ask("a1", "Do you ship to Canada?").await;
+    let reply_id = only(&frames, "message")["id"].clone();
+    happy.send(json!({ "type": "feedback", "message_id": reply_id, "rating": "up" })).await;
+    happy.send(json!({ "type": "csat", "score": 5 })).await;
+    // Frames are handled in order: once this turn is answered, feedback and CSAT are stored.
+    happy.ask("a2", "thanks").await;
+
+    let (mut stuck, _) = app.guest().await;
+    stuck.ask("b1", "What is the airspeed velocity of an unladen swallow?").await;
+    stuck.ask("b2", "Who won the football match yesterday?").await;
+
+    let (mut impatient, _) = app.guest().await;
+    impatient.ask("c1", "let me talk to a human").await;
+
+    let report: Value = app.admin_get("/v1/admin/analytics?days=7").await.json().await.unwrap();
+    assert_eq!(report["conversations"], 3, "{report:#}");
+    assert_eq!(report["resolved"], 1);
+    assert_eq!(report["escalated"], 2);
+    let reasons = report["escalations_by_reason"].as_array().unwrap();
+    for reason in ["repeated_failure", "human_requested"] {
+        assert!(reasons.iter().any(|r| r["key"] == reason && r["count"] == 1), "{reason}: {reasons:?}");
+    }
+    let unanswered: Vec<&str> =
+        report["unanswered_questions"].as_array().unwrap().iter().map(|q| q["question"].as_str().unwrap()).collect();
+    assert!(unanswered.contains(&"What is the airspeed velocity of an unladen swallow?"), "{unanswered:?}");
+    assert_eq!(report["csat_average"], 5.0);
+    assert_eq!(report["csat_responses"], 1);
+    assert_eq!(report["feedback"][0]["key"], "up");
+}
