@@ -32,6 +32,8 @@ pub fn order(order: &Order) -> Value {
         "items": order.items,
         "total": format_money(order.total_cents),
         "currency": order.currency,
+        "refunded": (order.refunded_cents > 0 && order.status != OrderStatus::Refunded)
+            .then(|| format_money(order.refunded_cents)),
     })
 }
 

@@ -4,8 +4,10 @@
 //! is what lets one query text serve both databases.
 
 mod conversations;
+mod webhooks;
 
 pub use conversations::*;
+pub use webhooks::*;
 
 use std::{borrow::Cow, path::Path, str::FromStr, time::Duration};
 
@@ -32,10 +34,14 @@ pub struct Db {
 
 /// Migrations are compiled into the binary, so the service migrates itself
 /// wherever it runs, whatever its working directory.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "conversations", include_str!("../../migrations/sqlite/0001_conversations.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "conversations", include_str!("../../migrations/postgres/0001_conversations.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "conversations", include_str!("../../migrations/sqlite/0001_conversations.sql")),
+    (2, "shopify_webhooks", include_str!("../../migrations/sqlite/0002_shopify_webhooks.sql")),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "conversations", include_str!("../../migrations/postgres/0001_conversations.sql")),
+    (2, "shopify_webhooks", include_str!("../../migrations/postgres/0002_shopify_webhooks.sql")),
+];
 
 #[derive(Debug)]
 struct Embedded(&'static [(i64, &'static str, &'static str)]);

@@ -7,3 +7,4 @@ mod chat;
 mod helpers;
 mod identity;
 mod ops;
+mod shopify;
