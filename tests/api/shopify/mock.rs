@@ -13,6 +13,8 @@ use axum::{Json, Router, extract::State, http::HeaderMap, http::StatusCode, resp
 use serde_json::{Value, json};
 use storefront_assistant::commerce::shopify::queries;
 
+use crate::helpers::{Backend, TestApp, spawn_app_with};
+
 pub const TOKEN: &str = "shpat_test_admin_token";
 const PATH: &str = "/admin/api/2025-01/graphql.json";
 
@@ -51,13 +53,15 @@ impl MockShopify {
         Self { url, data }
     }
 
-    /// Settings that point the service at this mock.
-    pub fn settings(&self) -> Vec<(&'static str, String)> {
-        vec![
-            ("SHOPIFY_SHOP", "mock-store.myshopify.com".into()),
-            ("SHOPIFY_ADMIN_TOKEN", TOKEN.into()),
-            ("SHOPIFY_ADMIN_API_URL", self.url.clone()),
-        ]
+    /// The service on SQLite, pointed at this mock, with `extra` settings.
+    pub async fn spawn_app(&self, extra: &[(&str, &str)]) -> TestApp {
+        let mut settings = vec![
+            ("SHOPIFY_SHOP", "mock-store.myshopify.com"),
+            ("SHOPIFY_ADMIN_TOKEN", TOKEN),
+            ("SHOPIFY_ADMIN_API_URL", self.url.as_str()),
+        ];
+        settings.extend_from_slice(extra);
+        spawn_app_with(Backend::Sqlite, &settings).await
     }
 
     pub fn then(&self, next: Next) -> &Self {

@@ -19,10 +19,7 @@ async fn store_and_app(extra: &[(&str, &str)]) -> (MockShopify, TestApp) {
         "149.00",
         &[("9", true), ("10", false)],
     ));
-    let settings = shopify.settings();
-    let mut overrides: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    overrides.extend_from_slice(extra);
-    let app = spawn_app_with(Backend::Sqlite, &overrides).await;
+    let app = shopify.spawn_app(extra).await;
     (shopify, app)
 }
 

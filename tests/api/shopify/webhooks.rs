@@ -238,10 +238,7 @@ async fn a_webhook_makes_the_next_answer_fresh_instead_of_cached() {
     let shopify = MockShopify::start().await;
     let unshipped = mock::order("#9999", "820982911946154508", "115310627314723954", "jon@example.com", false);
     shopify.add_order(unshipped);
-    let settings = shopify.settings();
-    let mut overrides: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    overrides.push(("SHOPIFY_WEBHOOK_SECRET", SECRET));
-    let app = spawn_app_with(Backend::Sqlite, &overrides).await;
+    let app = shopify.spawn_app(&[("SHOPIFY_WEBHOOK_SECRET", SECRET)]).await;
     let (mut chat, _) = app.customer("115310627314723954").await;
 
     let before = chat.ask("m1", "Where is order #9999?").await;
