@@ -129,7 +129,7 @@ async fn main() {
         latencies[latencies.len() - 1]
     );
     println!(
-        "  signature check alone: {verify_each:.2?} per webhook ({:.1}% of the median latency)",
+        "  signature check alone: {verify_each:.2?} per webhook ({:.3}% of the median latency)",
         100.0 * verify_each.as_secs_f64() / percentile(&latencies, 0.5).as_secs_f64()
     );
 }
