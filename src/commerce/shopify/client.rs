@@ -112,8 +112,8 @@ impl ShopifyClient {
         let body = json!({ "query": doc.text, "operationName": doc.name, "variables": variables });
         let (mut failures, mut throttled) = (0, 0);
         loop {
-            self.throttle.acquire(doc.name).await;
-            match self.attempt(doc, &body).await {
+            let taken = self.throttle.acquire(doc.name).await;
+            match self.attempt(doc, &body, taken).await {
                 Ok(Answer::Data(data)) => {
                     return serde_json::from_value(data).map_err(|e| ShopifyError::Decode(e.to_string()));
                 }
@@ -136,7 +136,26 @@ impl ShopifyClient {
         }
     }
 
-    async fn attempt(&self, doc: &Document, body: &Value) -> Result<Answer, ShopifyError> {
+    async fn attempt(&self, doc: &Document, body: &Value, taken: f64) -> Result<Answer, ShopifyError> {
+        let envelope = self.send(body).await;
+        let cost = envelope.as_ref().ok().and_then(|e| e.extensions.as_ref()).and_then(|e| e.cost.as_ref());
+        self.throttle.settle(
+            doc.name,
+            taken,
+            cost.and_then(|c| c.requested_query_cost),
+            cost.and_then(|c| c.throttle_status),
+        );
+        let envelope = envelope?;
+        if envelope.errors.iter().any(|e| e.extensions.as_ref().and_then(|x| x.code.as_deref()) == Some("THROTTLED")) {
+            return Ok(Answer::Throttled);
+        }
+        if let Some(first) = envelope.errors.first() {
+            return Err(ShopifyError::GraphQl(first.message.clone()));
+        }
+        envelope.data.map(Answer::Data).ok_or_else(|| ShopifyError::Decode("no data".into()))
+    }
+
+    async fn send(&self, body: &Value) -> Result<Envelope, ShopifyError> {
         let response = self
             .http
             .post(&self.url)
@@ -150,23 +169,10 @@ impl ShopifyClient {
         if !status.is_success() {
             return Err(ShopifyError::Status(status.as_u16()));
         }
-        let envelope: Envelope = response
+        response
             .json()
             .await
-            .map_err(|e| if e.is_timeout() { self.transport_error(e) } else { ShopifyError::Decode(e.to_string()) })?;
-        let cost = envelope.extensions.and_then(|e| e.cost);
-        self.throttle.observe(
-            doc.name,
-            cost.as_ref().and_then(|c| c.requested_query_cost),
-            cost.as_ref().and_then(|c| c.throttle_status),
-        );
-        if envelope.errors.iter().any(|e| e.extensions.as_ref().and_then(|x| x.code.as_deref()) == Some("THROTTLED")) {
-            return Ok(Answer::Throttled);
-        }
-        if let Some(first) = envelope.errors.first() {
-            return Err(ShopifyError::GraphQl(first.message.clone()));
-        }
-        envelope.data.map(Answer::Data).ok_or_else(|| ShopifyError::Decode("no data".into()))
+            .map_err(|e| if e.is_timeout() { self.transport_error(e) } else { ShopifyError::Decode(e.to_string()) })
     }
 
     fn transport_error(&self, error: reqwest::Error) -> ShopifyError {

@@ -4,7 +4,8 @@
 //! `restoreRate` points a second. Each response reports the bucket in
 //! `extensions.cost.throttleStatus`; between responses we estimate it, and a
 //! query that would overdraw the estimate waits for the refill instead of
-//! being sent to fail with `THROTTLED`. A burst therefore queues.
+//! being sent to fail with `THROTTLED`. A burst therefore queues. A report is
+//! taken minus what is still in flight, since Shopify had not charged that yet.
 
 use std::{
     collections::HashMap,
@@ -36,6 +37,8 @@ struct Bucket {
     available: f64,
     restore_rate: f64,
     at: Instant,
+    /// Points taken by queries sent but not yet answered.
+    in_flight: f64,
     /// The last `requestedQueryCost` Shopify reported per query.
     costs: HashMap<&'static str, f64>,
 }
@@ -49,6 +52,7 @@ impl Default for Throttle {
                 available: 2000.0,
                 restore_rate: 100.0,
                 at: Instant::now(),
+                in_flight: 0.0,
                 costs: HashMap::new(),
             }),
         }
@@ -56,12 +60,13 @@ impl Default for Throttle {
 }
 
 impl Throttle {
-    /// Waits until the estimated bucket holds the query's cost, then spends it.
-    pub async fn acquire(&self, query: &'static str) {
+    /// Waits until the estimated bucket holds the query's cost, then spends
+    /// it; returns the points taken, to hand back to [`Throttle::settle`].
+    pub async fn acquire(&self, query: &'static str) -> f64 {
         loop {
             let wait = self.lock().try_take(query, Instant::now());
             match wait {
-                Ok(()) => return,
+                Ok(taken) => return taken,
                 Err(wait) => {
                     tracing::debug!(query, wait_ms = wait.as_millis() as u64, "waiting for Shopify's cost bucket");
                     tokio::time::sleep(wait).await;
@@ -70,9 +75,10 @@ impl Throttle {
         }
     }
 
-    /// Takes what Shopify reported as the truth about the bucket.
-    pub fn observe(&self, query: &'static str, requested_cost: Option<f64>, status: Option<ThrottleStatus>) {
-        self.lock().observe(query, requested_cost, status, Instant::now());
+    /// The query that took `taken` points is answered (or failed): takes what
+    /// Shopify reported, if anything, as the truth about the bucket.
+    pub fn settle(&self, query: &'static str, taken: f64, requested: Option<f64>, status: Option<ThrottleStatus>) {
+        self.lock().settle(query, taken, requested, status, Instant::now());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Bucket> {
@@ -89,25 +95,34 @@ impl Bucket {
     }
 
     /// Spends the query's cost, or says how long until the bucket holds it.
-    fn try_take(&mut self, query: &'static str, now: Instant) -> Result<(), Duration> {
+    fn try_take(&mut self, query: &'static str, now: Instant) -> Result<f64, Duration> {
         self.refill(now);
         // A query can never cost more than a full bucket holds.
         let cost = self.costs.get(query).copied().unwrap_or(UNKNOWN_COST).min(self.maximum);
         if self.available >= cost {
             self.available -= cost;
-            return Ok(());
+            self.in_flight += cost;
+            return Ok(cost);
         }
         let seconds = (cost - self.available) / self.restore_rate.max(1.0);
         Err(Duration::from_secs_f64(seconds).max(Duration::from_millis(1)))
     }
 
-    fn observe(&mut self, query: &'static str, requested: Option<f64>, status: Option<ThrottleStatus>, now: Instant) {
+    fn settle(
+        &mut self,
+        query: &'static str,
+        taken: f64,
+        requested: Option<f64>,
+        status: Option<ThrottleStatus>,
+        now: Instant,
+    ) {
+        self.in_flight = (self.in_flight - taken).max(0.0);
         if let Some(cost) = requested.filter(|c| c.is_finite() && *c >= 0.0) {
             self.costs.insert(query, cost);
         }
         if let Some(s) = status.filter(|s| s.maximum_available > 0.0 && s.restore_rate > 0.0) {
             self.maximum = s.maximum_available;
-            self.available = s.currently_available.clamp(0.0, s.maximum_available);
+            self.available = (s.currently_available - self.in_flight).clamp(0.0, s.maximum_available);
             self.restore_rate = s.restore_rate;
             self.at = now;
         }
@@ -119,15 +134,15 @@ mod tests {
     use super::*;
 
     fn bucket(available: f64, restore_rate: f64, now: Instant) -> Bucket {
-        Bucket { maximum: 1000.0, available, restore_rate, at: now, costs: HashMap::new() }
+        Bucket { maximum: 1000.0, available, restore_rate, at: now, in_flight: 0.0, costs: HashMap::new() }
     }
 
     #[test]
     fn a_burst_beyond_the_bucket_waits_for_the_refill_instead_of_failing() {
         let now = Instant::now();
         let mut b = bucket(120.0, 50.0, now);
-        assert!(b.try_take("q", now).is_ok());
-        assert!(b.try_take("q", now).is_ok());
+        assert_eq!(b.try_take("q", now), Ok(50.0));
+        assert_eq!(b.try_take("q", now), Ok(50.0));
         // 20 points left, 50 needed, 50 a second: 0.6 s.
         assert_eq!(b.try_take("q", now), Err(Duration::from_millis(600)));
         assert!(b.try_take("q", now + Duration::from_millis(600)).is_ok());
@@ -138,16 +153,28 @@ mod tests {
         let now = Instant::now();
         let mut b = bucket(1000.0, 50.0, now);
         let status = ThrottleStatus { maximum_available: 2000.0, currently_available: 10.0, restore_rate: 100.0 };
-        b.observe("q", Some(210.0), Some(status), now);
+        b.settle("q", 0.0, Some(210.0), Some(status), now);
         assert_eq!(b.try_take("q", now), Err(Duration::from_secs(2)));
         assert!(b.try_take("q", now + Duration::from_secs(2)).is_ok());
+    }
+
+    #[test]
+    fn a_report_does_not_forget_queries_still_in_flight() {
+        let now = Instant::now();
+        let mut b = bucket(100.0, 50.0, now);
+        let first = b.try_take("q", now).unwrap();
+        let _second = b.try_take("q", now).unwrap();
+        // The first is answered; Shopify has not yet charged the second.
+        let status = ThrottleStatus { maximum_available: 1000.0, currently_available: 50.0, restore_rate: 50.0 };
+        b.settle("q", first, Some(50.0), Some(status), now);
+        assert_eq!(b.try_take("q", now), Err(Duration::from_secs(1)));
     }
 
     #[test]
     fn a_query_dearer_than_a_full_bucket_still_goes_out_once_the_bucket_is_full() {
         let now = Instant::now();
         let mut b = bucket(1000.0, 50.0, now);
-        b.observe("huge", Some(5000.0), None, now);
+        b.settle("huge", 0.0, Some(5000.0), None, now);
         assert!(b.try_take("huge", now).is_ok());
     }
 }

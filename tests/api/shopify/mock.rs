@@ -6,7 +6,7 @@
 use std::{
     collections::VecDeque,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::{Json, Router, extract::State, http::HeaderMap, http::StatusCode, response::IntoResponse, routing::post};
@@ -17,6 +17,8 @@ use crate::helpers::{Backend, TestApp, spawn_app_with};
 
 pub const TOKEN: &str = "shpat_test_admin_token";
 const PATH: &str = "/admin/api/2025-01/graphql.json";
+/// What every query costs at this mock Shopify.
+const COST: f64 = 12.0;
 
 /// What the mock does with the next request, before answering normally.
 #[derive(Debug, Clone)]
@@ -35,6 +37,36 @@ struct Data {
     seen: Vec<String>,
     /// Anything a real Shopify would refuse: wrong token, unknown document.
     violations: Vec<String>,
+    /// Shopify's leaky bucket, when a test asks for one.
+    bucket: Option<Bucket>,
+    /// Requests the bucket refused with `THROTTLED`.
+    throttled: usize,
+}
+
+struct Bucket {
+    maximum: f64,
+    available: f64,
+    restore_rate: f64,
+    at: Instant,
+}
+
+impl Bucket {
+    /// Refills for the time passed; spends `COST` if it is there.
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.available =
+            (self.available + now.duration_since(self.at).as_secs_f64() * self.restore_rate).min(self.maximum);
+        self.at = now;
+        let enough = self.available >= COST;
+        if enough {
+            self.available -= COST;
+        }
+        enough
+    }
+
+    fn status(&self) -> Value {
+        json!({ "maximumAvailable": self.maximum, "currentlyAvailable": self.available, "restoreRate": self.restore_rate })
+    }
 }
 
 #[derive(Clone)]
@@ -69,6 +101,17 @@ impl MockShopify {
         self
     }
 
+    /// Enforces a cost bucket like Shopify's: `maximum` points, refilled at `restore_rate` a second.
+    pub fn limit(&self, maximum: f64, restore_rate: f64) {
+        let bucket = Bucket { maximum, available: maximum, restore_rate, at: Instant::now() };
+        self.data.lock().unwrap().bucket = Some(bucket);
+    }
+
+    /// How many requests the bucket refused with `THROTTLED`.
+    pub fn throttled(&self) -> usize {
+        self.data.lock().unwrap().throttled
+    }
+
     pub fn add_order(&self, order: Value) {
         self.data.lock().unwrap().orders.push(order);
     }
@@ -95,9 +138,18 @@ impl MockShopify {
     }
 }
 
-fn cost(available: f64) -> Value {
-    json!({ "cost": { "requestedQueryCost": 12, "actualQueryCost": 12,
-        "throttleStatus": { "maximumAvailable": 2000.0, "currentlyAvailable": available, "restoreRate": 100.0 } } })
+fn cost(status: Value) -> Value {
+    json!({ "cost": { "requestedQueryCost": COST, "actualQueryCost": COST, "throttleStatus": status } })
+}
+
+fn default_status(available: f64) -> Value {
+    json!({ "maximumAvailable": 2000.0, "currentlyAvailable": available, "restoreRate": 100.0 })
+}
+
+fn throttled_answer(status: Value) -> (StatusCode, Json<Value>) {
+    let error = json!({ "message": "Throttled", "extensions": { "code": "THROTTLED",
+        "documentation": "https://shopify.dev/api/usage/rate-limits" } });
+    (StatusCode::OK, Json(json!({ "errors": [error], "extensions": cost(status) })))
 }
 
 async fn graphql(
@@ -120,12 +172,8 @@ async fn graphql(
         d.plan.pop_front()
     };
     match next {
-        Some(Next::Throttled) => {
-            let error = json!({ "message": "Throttled", "extensions": { "code": "THROTTLED",
-                "documentation": "https://shopify.dev/api/usage/rate-limits" } });
-            // Nothing left: the client must wait about 12 / 100 s before retrying.
-            return (StatusCode::OK, Json(json!({ "errors": [error], "extensions": cost(0.0) })));
-        }
+        // Nothing left: the client must wait about 12 / 100 s before retrying.
+        Some(Next::Throttled) => return throttled_answer(default_status(0.0)),
         Some(Next::Status(status)) => {
             return (StatusCode::from_u16(status).unwrap(), Json(json!({ "errors": "upstream trouble" })));
         }
@@ -133,7 +181,15 @@ async fn graphql(
         Some(Next::Stall(pause)) => tokio::time::sleep(pause).await,
         None => {}
     }
-    let d = data.lock().unwrap();
+    let mut d = data.lock().unwrap();
+    let status = match d.bucket.as_mut().map(|bucket| (bucket.take(), bucket.status())) {
+        Some((false, status)) => {
+            d.throttled += 1;
+            return throttled_answer(status);
+        }
+        Some((true, status)) => status,
+        None => default_status(1988.0),
+    };
     let vars = &body["variables"];
     let answer = match operation.as_str() {
         "OrderByName" => {
@@ -158,7 +214,7 @@ async fn graphql(
         "Shop" => json!({ "shop": { "name": "Mock Store" } }),
         _ => json!({ "customer": null }),
     };
-    (StatusCode::OK, Json(json!({ "data": answer, "extensions": cost(1988.0) })))
+    (StatusCode::OK, Json(json!({ "data": answer, "extensions": cost(status) })))
 }
 
 /// An order as `OrderFields` selects it.

@@ -99,6 +99,30 @@ async fn a_throttled_query_waits_for_the_cost_bucket_and_then_answers() {
 }
 
 #[tokio::test]
+async fn a_burst_of_questions_queues_for_the_cost_bucket_instead_of_being_throttled() {
+    let (shopify, app) = store_and_app(&[]).await;
+    // 50 points, 100 a second back, 12 a query: nine queries need more than the bucket holds.
+    shopify.limit(50.0, 100.0);
+    let (mut first, _) = app.guest().await;
+    let frames = first.ask("m0", "Do you have the Ridgeline boots?").await;
+    assert_eq!(only(&frames, "message")["cards"][0]["title"], "Ridgeline Hiking Boots");
+
+    let mut chats = Vec::new();
+    for _ in 0..8 {
+        chats.push(app.guest().await.0);
+    }
+    let burst = chats
+        .iter_mut()
+        .enumerate()
+        .map(|(i, chat)| async move { chat.ask("m1", &format!("Ridgeline boots in size {}?", i + 10)).await });
+    for frames in futures_util::future::join_all(burst).await {
+        assert_eq!(only(&frames, "message")["cards"][0]["title"], "Ridgeline Hiking Boots");
+    }
+    assert_eq!(shopify.count("ProductSearch"), 9);
+    assert_eq!(shopify.throttled(), 0, "the client waited for the bucket instead of overdrawing it");
+}
+
+#[tokio::test]
 async fn shopify_server_errors_are_retried_until_it_answers() {
     let (shopify, app) = store_and_app(&[]).await;
     shopify.then(Next::Status(502)).then(Next::Status(503));
