@@ -54,6 +54,24 @@ async fn a_verified_customer_gets_their_order_from_live_shopify_data() {
 }
 
 #[tokio::test]
+async fn a_cancelled_order_says_why_and_what_was_refunded() {
+    let (shopify, app) = store_and_app(&[]).await;
+    let mut order = mock::order("#1010", "7001010", "5001", "ava@example.com", false);
+    order["cancelledAt"] = json!("2029-12-31T09:00:00Z");
+    order["cancelReason"] = json!("INVENTORY");
+    order["displayFinancialStatus"] = json!("PARTIALLY_REFUNDED");
+    order["totalRefundedSet"]["shopMoney"]["amount"] = json!("199.0");
+    shopify.add_order(order);
+    let (mut chat, _) = app.customer("5001").await;
+
+    let frames = chat.ask("m1", "What happened to order #1010?").await;
+    let reply = only(&frames, "message");
+    assert_eq!(reply["cards"][0]["status"], "cancelled");
+    assert!(text(reply).contains("cancelled because an item was out of stock"), "{reply}");
+    assert!(text(reply).contains("A refund of 199.00 USD"), "{reply}");
+}
+
+#[tokio::test]
 async fn another_customers_order_is_answered_exactly_like_one_that_does_not_exist() {
     let (shopify, app) = store_and_app(&[]).await;
     let (mut chat, _) = app.customer("5001").await;
