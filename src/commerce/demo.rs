@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use time::{Duration, OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description};
 
 use super::*;
-use crate::identity::{OrderOwner, Scope, normalize_order_number};
+use crate::identity::{Scope, normalize_order_number};
 use crate::text::terms;
 
 pub const STORE_URL: &str = "https://juniper-pine.example";
@@ -165,9 +165,7 @@ impl DemoStore {
     }
 
     fn permitted<'a>(&'a self, scope: &'a Scope) -> impl Iterator<Item = &'a Order> + 'a {
-        self.orders.iter().filter(move |o| {
-            scope.permits(&OrderOwner { number: &o.number, customer_id: o.customer_id.as_deref(), email: &o.email })
-        })
+        self.orders.iter().filter(move |o| scope.permits(&o.owner()))
     }
 }
 

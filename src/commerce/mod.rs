@@ -10,7 +10,7 @@ pub mod shopify;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::identity::Scope;
+use crate::identity::{OrderOwner, Scope};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -82,6 +82,13 @@ pub struct Order {
     pub cancel_reason: Option<String>,
     /// Everything refunded so far.
     pub refunded_cents: i64,
+}
+
+impl Order {
+    /// What a [`Scope`] decides on: the only way stores check an order against one.
+    pub fn owner(&self) -> OrderOwner<'_> {
+        OrderOwner { number: &self.number, customer_id: self.customer_id.as_deref(), email: &self.email }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -28,7 +28,7 @@ use self::cache::{Cache, PRODUCTS_TAG, customer_tag, order_tag};
 use self::model::{GqlCustomer, GqlOrder, GqlProduct, Nodes};
 use super::{Customer, Order, Product, Store, StoreError, Touched};
 use crate::config::ShopifySettings;
-use crate::identity::{OrderOwner, Scope, normalize_order_number};
+use crate::identity::{Scope, normalize_order_number};
 use crate::text::{is_stopword, words};
 
 pub struct ShopifyStore {
@@ -133,10 +133,6 @@ fn customer_gid(id: &str) -> String {
     format!("gid://shopify/Customer/{id}")
 }
 
-fn permitted(scope: &Scope, order: &Order) -> bool {
-    scope.permits(&OrderOwner { number: &order.number, customer_id: order.customer_id.as_deref(), email: &order.email })
-}
-
 #[async_trait]
 impl Store for ShopifyStore {
     async fn customer(&self, scope: &Scope) -> Result<Option<Customer>, StoreError> {
@@ -179,14 +175,14 @@ impl Store for ShopifyStore {
                 orders
             }
         };
-        Ok(orders.into_iter().filter(|o| permitted(scope, o)).collect())
+        Ok(orders.into_iter().filter(|o| scope.permits(&o.owner())).collect())
     }
 
     async fn order(&self, scope: &Scope, number: &str) -> Result<Option<Order>, StoreError> {
         if scope.is_guest() {
             return Ok(None);
         }
-        Ok(self.order_by_name(number).await?.filter(|o| permitted(scope, o)))
+        Ok(self.order_by_name(number).await?.filter(|o| scope.permits(&o.owner())))
     }
 
     async fn order_matches_email(&self, number: &str, email: &str) -> Result<bool, StoreError> {
