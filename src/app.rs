@@ -15,7 +15,11 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::analytics::Metrics;
 use crate::assistant::{Assistant, TemplateError, Templates};
 use crate::chat::{ChatService, fanout, gateway, hub::Hub, limits::Guards};
-use crate::commerce::{Store, demo::DemoStore};
+use crate::commerce::{
+    Store,
+    demo::DemoStore,
+    shopify::{ShopifyError, ShopifyStore, webhooks},
+};
 use crate::config::{Secret, Settings};
 use crate::db::{Backend, Db};
 use crate::http;
@@ -55,8 +59,8 @@ pub enum StartupError {
     Templates(#[from] TemplateError),
     #[error("cannot read the knowledge base at {path}: {source}")]
     Knowledge { path: String, source: std::io::Error },
-    #[error("SHOPIFY_SHOP is set, but this build only has the demo store (see issue: Shopify client)")]
-    ShopifyUnsupported,
+    #[error("cannot set up the Shopify client: {0}")]
+    Shopify(#[from] ShopifyError),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
@@ -74,10 +78,18 @@ impl Application {
 
         let templates = Templates::load(&settings.prompts_dir)?;
         let knowledge = load_knowledge(&settings)?;
-        if settings.shopify_shop.is_some() {
-            return Err(StartupError::ShopifyUnsupported);
-        }
-        let store: Arc<dyn Store> = Arc::new(DemoStore::default());
+        let store: Arc<dyn Store> = match &settings.shopify {
+            Some(shopify) => {
+                tracing::info!(shop = %shopify.shop, url = %shopify.admin_api_url, "using the Shopify Admin API");
+                if settings.shopify_webhook_secret.is_none() {
+                    tracing::warn!(
+                        "SHOPIFY_WEBHOOK_SECRET is not set: webhooks are refused, so reads stay cached for their TTL"
+                    );
+                }
+                Arc::new(ShopifyStore::new(shopify)?)
+            }
+            None => Arc::new(DemoStore::default()),
+        };
         let assistant = Arc::new(Assistant::new(store, Arc::new(knowledge), templates));
 
         let jwt_secret = settings.identity_jwt_secret.clone().unwrap_or_else(|| {
@@ -120,7 +132,9 @@ impl Application {
             .merge(http::admin::router())
             .merge(http::identity::router())
             .merge(http::site::router())
+            .merge(webhooks::router())
             .with_state(state.clone());
+        webhooks::resume(&state).await?;
         Ok(Self { listener, router, state })
     }
 

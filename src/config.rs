@@ -49,7 +49,10 @@ pub struct Settings {
     pub identity_jwt_audience: Option<String>,
     /// `None` disables the admin API.
     pub admin_token: Option<Secret>,
-    pub shopify_shop: Option<String>,
+    /// `None`: the built-in demo store.
+    pub shopify: Option<ShopifySettings>,
+    /// Verifies `X-Shopify-Hmac-Sha256`; `None` refuses every webhook.
+    pub shopify_webhook_secret: Option<Secret>,
     /// Verifies Shopify App Proxy signatures; defaults to the webhook secret
     /// (both are the app's client secret).
     pub shopify_app_proxy_secret: Option<Secret>,
@@ -67,6 +70,20 @@ pub struct ChatLimits {
     pub messages_per_minute_per_ip: u32,
     /// A socket that sends nothing for this long is closed.
     pub idle_timeout: Duration,
+}
+
+/// A real store's Admin API, present when `SHOPIFY_SHOP` is set.
+#[derive(Debug, Clone)]
+pub struct ShopifySettings {
+    pub shop: String,
+    pub admin_token: Secret,
+    pub api_version: String,
+    /// `https://<shop>/admin/api/<version>/graphql.json` unless overridden.
+    pub admin_api_url: String,
+    /// One HTTP attempt's limit (`SHOPIFY_TIMEOUT_MS`).
+    pub timeout: std::time::Duration,
+    /// How long a read stays cached when no webhook touches it (`SHOPIFY_CACHE_TTL_SECS`).
+    pub cache_ttl: std::time::Duration,
 }
 
 impl Settings {
@@ -139,7 +156,8 @@ impl Settings {
                 }
                 other => other.map(Secret::new),
             },
-            shopify_shop: get("SHOPIFY_SHOP"),
+            shopify: shopify_settings(&get)?,
+            shopify_webhook_secret: get("SHOPIFY_WEBHOOK_SECRET").map(Secret::new),
             shopify_app_proxy_secret: get("SHOPIFY_APP_PROXY_SECRET")
                 .or_else(|| get("SHOPIFY_WEBHOOK_SECRET"))
                 .map(Secret::new),
@@ -154,6 +172,56 @@ fn parse_positive<T: FromStr + PartialOrd + Default>(name: &'static str, value: 
         Ok(n) if n > T::default() => Ok(n),
         _ => Err(ConfigError { name, reason: format!("`{value}` is not a positive whole number") }),
     }
+}
+
+fn shopify_settings(get: &impl Fn(&str) -> Option<String>) -> Result<Option<ShopifySettings>, ConfigError> {
+    let Some(shop) = get("SHOPIFY_SHOP") else {
+        return Ok(None);
+    };
+    let shop = shop.trim().to_ascii_lowercase();
+    if !shop.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.') || !shop.contains('.') {
+        return Err(ConfigError { name: "SHOPIFY_SHOP", reason: "must be a host like yourstore.myshopify.com".into() });
+    }
+    let admin_token = get("SHOPIFY_ADMIN_TOKEN").map(Secret::new).ok_or_else(|| ConfigError {
+        name: "SHOPIFY_ADMIN_TOKEN",
+        reason: "is required when SHOPIFY_SHOP is set (the custom app's Admin API access token)".into(),
+    })?;
+    let api_version = get("SHOPIFY_API_VERSION").unwrap_or_else(|| "2025-01".into());
+    let well_formed = api_version == "unstable"
+        || (api_version.len() == 7
+            && api_version.as_bytes()[4] == b'-'
+            && api_version.bytes().enumerate().all(|(i, b)| i == 4 || b.is_ascii_digit()));
+    if !well_formed {
+        return Err(ConfigError { name: "SHOPIFY_API_VERSION", reason: "must look like 2025-01".into() });
+    }
+    let admin_api_url = match get("SHOPIFY_ADMIN_API_URL") {
+        Some(url) if url.starts_with("http://") || url.starts_with("https://") => url,
+        Some(_) => {
+            return Err(ConfigError {
+                name: "SHOPIFY_ADMIN_API_URL",
+                reason: "must start with http:// or https://".into(),
+            });
+        }
+        None => format!("https://{shop}/admin/api/{api_version}/graphql.json"),
+    };
+    let millis = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+        match get(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ConfigError { name, reason: format!("`{v}` is not a positive whole number") }),
+        }
+    };
+    Ok(Some(ShopifySettings {
+        shop,
+        admin_token,
+        api_version,
+        admin_api_url,
+        timeout: std::time::Duration::from_millis(millis("SHOPIFY_TIMEOUT_MS", 10_000)?),
+        cache_ttl: std::time::Duration::from_secs(millis("SHOPIFY_CACHE_TTL_SECS", 30)?),
+    }))
 }
 
 #[cfg(test)]
@@ -183,6 +251,19 @@ mod tests {
         assert_eq!(settings(&[("DATABASE_URL", "mysql://x")]).unwrap_err().name, "DATABASE_URL");
         assert_eq!(settings(&[("CHAT_MAX_CONNECTIONS", "0")]).unwrap_err().name, "CHAT_MAX_CONNECTIONS");
         assert_eq!(settings(&[("CHAT_IDLE_TIMEOUT_SECS", "soon")]).unwrap_err().name, "CHAT_IDLE_TIMEOUT_SECS");
+    }
+
+    #[test]
+    fn a_real_store_needs_its_admin_token() {
+        assert!(settings(&[]).unwrap().shopify.is_none());
+        let err = settings(&[("SHOPIFY_SHOP", "demo.myshopify.com")]).unwrap_err();
+        assert_eq!(err.name, "SHOPIFY_ADMIN_TOKEN");
+        let s = settings(&[("SHOPIFY_SHOP", "demo.myshopify.com"), ("SHOPIFY_ADMIN_TOKEN", "shpat_x")]).unwrap();
+        let shopify = s.shopify.unwrap();
+        assert_eq!(shopify.admin_api_url, "https://demo.myshopify.com/admin/api/2025-01/graphql.json");
+        assert!(!format!("{shopify:?}").contains("shpat_x"));
+        let bad = [("SHOPIFY_SHOP", "demo.myshopify.com"), ("SHOPIFY_ADMIN_TOKEN", "t"), ("SHOPIFY_API_VERSION", "v1")];
+        assert_eq!(settings(&bad).unwrap_err().name, "SHOPIFY_API_VERSION");
     }
 
     #[test]

@@ -10,7 +10,8 @@
 //! - [`identity`]: who the customer is (tokens, guest verification) and the
 //!   [`identity::Scope`] every store lookup requires.
 //! - [`assistant`]: understand → decide (policy in code) → act → reply (templates).
-//! - [`commerce`]: the [`commerce::Store`] trait and the built-in demo store.
+//! - [`commerce`]: the [`commerce::Store`] trait, the built-in demo store and
+//!   [`commerce::shopify`] (Admin GraphQL client, cache, throttle, webhooks).
 //! - [`knowledge`]: the knowledge base: article files, passages, retrieval.
 //! - [`analytics`]: Prometheus metrics.
 //! - [`db`]: storage on SQLite or PostgreSQL, one set of queries.

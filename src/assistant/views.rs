@@ -10,7 +10,13 @@ use crate::text::{is_stopword, terms};
 /// "is on its way", "was delivered on 2026-11-02": completes "Order #1001 …".
 fn order_state(order: &Order) -> String {
     match (order.status, order.fulfillment_status) {
-        (OrderStatus::Cancelled, _) => "was cancelled".into(),
+        (OrderStatus::Cancelled, _) => match order.cancel_reason.as_deref() {
+            Some("customer") => "was cancelled at your request".into(),
+            Some("inventory") => "was cancelled because an item was out of stock".into(),
+            Some("declined") => "was cancelled because the payment was declined".into(),
+            // Fraud and other internal reasons are not the customer's to read.
+            _ => "was cancelled".into(),
+        },
         (OrderStatus::Refunded, _) => "was cancelled and refunded in full".into(),
         (_, FulfillmentStatus::Delivered) => match &order.delivered_on {
             Some(day) => format!("was delivered on {day}"),
@@ -32,6 +38,8 @@ pub fn order(order: &Order) -> Value {
         "items": order.items,
         "total": format_money(order.total_cents),
         "currency": order.currency,
+        "refunded": (order.refunded_cents > 0 && order.status != OrderStatus::Refunded)
+            .then(|| format_money(order.refunded_cents)),
     })
 }
 

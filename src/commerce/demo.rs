@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use time::{Duration, OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description};
 
 use super::*;
-use crate::identity::{OrderOwner, Scope, normalize_order_number};
+use crate::identity::{Scope, normalize_order_number};
 use crate::text::terms;
 
 pub const STORE_URL: &str = "https://juniper-pine.example";
@@ -60,6 +60,8 @@ impl DemoStore {
                 placed_at: rfc3339(now - Duration::days(3)),
                 estimated_delivery: Some(date(now + Duration::days(2))),
                 delivered_on: None,
+                cancel_reason: None,
+                refunded_cents: 0,
             },
             Order {
                 number: "#1004".into(),
@@ -74,6 +76,8 @@ impl DemoStore {
                 placed_at: rfc3339(now - Duration::days(40)),
                 estimated_delivery: None,
                 delivered_on: Some(date(now - Duration::days(35))),
+                cancel_reason: None,
+                refunded_cents: 0,
             },
             Order {
                 number: "#1002".into(),
@@ -88,6 +92,8 @@ impl DemoStore {
                 placed_at: rfc3339(now - Duration::hours(5)),
                 estimated_delivery: Some(date(now + Duration::days(5))),
                 delivered_on: None,
+                cancel_reason: None,
+                refunded_cents: 0,
             },
             Order {
                 number: "#1005".into(),
@@ -102,6 +108,8 @@ impl DemoStore {
                 placed_at: rfc3339(now - Duration::days(12)),
                 estimated_delivery: None,
                 delivered_on: None,
+                cancel_reason: None,
+                refunded_cents: 12_900,
             },
             Order {
                 number: "#1003".into(),
@@ -116,6 +124,8 @@ impl DemoStore {
                 placed_at: rfc3339(now - Duration::days(6)),
                 estimated_delivery: Some(date(now + Duration::days(1))),
                 delivered_on: None,
+                cancel_reason: None,
+                refunded_cents: 0,
             },
             Order {
                 number: "#1006".into(),
@@ -130,6 +140,8 @@ impl DemoStore {
                 placed_at: rfc3339(now - Duration::days(60)),
                 estimated_delivery: None,
                 delivered_on: Some(date(now - Duration::days(55))),
+                cancel_reason: None,
+                refunded_cents: 2_900,
             },
             // A guest checkout: no customer account, reachable only by order number + email.
             Order {
@@ -145,15 +157,15 @@ impl DemoStore {
                 placed_at: rfc3339(now - Duration::days(2)),
                 estimated_delivery: None,
                 delivered_on: None,
+                cancel_reason: Some("customer".into()),
+                refunded_cents: 5_000,
             },
         ];
         Self { customers, orders, products: catalog() }
     }
 
     fn permitted<'a>(&'a self, scope: &'a Scope) -> impl Iterator<Item = &'a Order> + 'a {
-        self.orders.iter().filter(move |o| {
-            scope.permits(&OrderOwner { number: &o.number, customer_id: o.customer_id.as_deref(), email: &o.email })
-        })
+        self.orders.iter().filter(move |o| scope.permits(&o.owner()))
     }
 }
 

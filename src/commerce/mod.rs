@@ -1,14 +1,16 @@
 //! The store: orders, customers and the catalog. Shopify stays the system of
 //! record; [`Store`] is how the assistant reads it, always through a [`Scope`].
 //!
-//! `demo` is the built-in store used when `SHOPIFY_SHOP` is unset.
+//! `demo` is the built-in store used when `SHOPIFY_SHOP` is unset; `shopify`
+//! reads a real store over the Admin GraphQL API and keeps fresh by webhooks.
 
 pub mod demo;
+pub mod shopify;
 
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::identity::Scope;
+use crate::identity::{OrderOwner, Scope};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -76,6 +78,17 @@ pub struct Order {
     pub estimated_delivery: Option<String>,
     /// `YYYY-MM-DD`, once delivered: return windows count from here.
     pub delivered_on: Option<String>,
+    /// Shopify's reason code (`customer`, `inventory`, `fraud`, …) when cancelled.
+    pub cancel_reason: Option<String>,
+    /// Everything refunded so far.
+    pub refunded_cents: i64,
+}
+
+impl Order {
+    /// What a [`Scope`] decides on: the only way stores check an order against one.
+    pub fn owner(&self) -> OrderOwner<'_> {
+        OrderOwner { number: &self.number, customer_id: self.customer_id.as_deref(), email: &self.email }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -108,6 +121,21 @@ pub fn format_money(cents: i64) -> String {
     format!("{}.{:02}", cents / 100, (cents % 100).abs())
 }
 
+/// What a webhook changed: cached reads that include it must be dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Touched {
+    /// An order, by its numeric id, and by name and customer when the event says.
+    Order {
+        id: String,
+        number: Option<String>,
+        customer_id: Option<String>,
+    },
+    Customer {
+        id: String,
+    },
+    Products,
+}
+
 /// Reads from the store. Every customer-data method takes a [`Scope`] and
 /// must answer as if the data did not exist when the scope does not permit it.
 #[async_trait]
@@ -130,4 +158,8 @@ pub trait Store: Send + Sync {
 
     /// Is the store answering? Used by `/readyz`.
     async fn ready(&self) -> Result<(), StoreError>;
+
+    /// A webhook says `touched` changed. Stores that cache reads drop them;
+    /// the demo store has nothing cached.
+    fn invalidate(&self, _touched: &Touched) {}
 }

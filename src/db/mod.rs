@@ -6,10 +6,12 @@
 mod analytics;
 mod conversations;
 mod identity;
+mod webhooks;
 
 pub use analytics::*;
 pub use conversations::*;
 pub use identity::*;
+pub use webhooks::*;
 
 use std::{borrow::Cow, path::Path, str::FromStr, time::Duration};
 
@@ -39,10 +41,12 @@ pub struct Db {
 const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "conversations", include_str!("../../migrations/sqlite/0001_conversations.sql")),
     (2, "identity", include_str!("../../migrations/sqlite/0002_identity.sql")),
+    (3, "shopify_webhooks", include_str!("../../migrations/sqlite/0003_shopify_webhooks.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "conversations", include_str!("../../migrations/postgres/0001_conversations.sql")),
     (2, "identity", include_str!("../../migrations/postgres/0002_identity.sql")),
+    (3, "shopify_webhooks", include_str!("../../migrations/postgres/0003_shopify_webhooks.sql")),
 ];
 
 #[derive(Debug)]

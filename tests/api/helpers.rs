@@ -23,6 +23,8 @@ pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub http: reqwest::Client,
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// So a test can open the same database again (a restart).
+    pub database_url: String,
     _data_dir: tempfile::TempDir,
 }
 
@@ -110,11 +112,12 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
         vars.insert((*k).to_owned(), (*v).to_owned());
     }
     let settings = Settings::from_lookup(|name| vars.get(name).cloned()).expect("valid test settings");
+    let database_url = settings.database_url.clone();
     let app = Application::build(settings).await.expect("the app starts");
     let addr = app.local_addr();
     let shutdown = app.shutdown_token();
     tokio::spawn(app.run_until_stopped());
-    TestApp { addr, http: reqwest::Client::new(), shutdown, _data_dir: data_dir }
+    TestApp { addr, http: reqwest::Client::new(), shutdown, database_url, _data_dir: data_dir }
 }
 
 impl TestApp {

@@ -10,3 +10,4 @@ mod limits;
 mod ops;
 mod redteam;
 mod replicas;
+mod shopify;

@@ -1,0 +1,268 @@
+//! `POST /v1/webhooks/shopify`: verify the signature over the raw bytes,
+//! store the event durably, answer 200, then process it.
+//!
+//! Redelivery (same `X-Shopify-Webhook-Id`) is acknowledged and ignored; an
+//! update older than the newest one applied to its resource (`updated_at`)
+//! is recorded as stale and changes nothing. Events stored but unprocessed
+//! when the service stopped are processed at the next start ([`resume`]).
+//! `GET /v1/admin/webhooks` is the operator's event log.
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{Query, State},
+    http::HeaderMap,
+    routing::{get, post},
+};
+use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+use tracing::Instrument;
+
+use super::model::gid_number;
+use crate::app::AppState;
+use crate::assistant::Assistant;
+use crate::commerce::Touched;
+use crate::db::{Db, NewWebhook, StoredWebhook};
+use crate::http::admin::Admin;
+use crate::http::error::{ApiError, ApiResult};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/webhooks/shopify", post(receive)).route("/v1/admin/webhooks", get(event_log))
+}
+
+/// `base64(HMAC-SHA256(secret, raw body))` compared in constant time.
+pub fn signature_valid(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
+    let Some(given) = header.and_then(|h| BASE64.decode(h.trim()).ok()) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(body);
+    let expected = mac.finalize().into_bytes();
+    bool::from(given.as_slice().ct_eq(&expected[..]))
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
+}
+
+async fn receive(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
+    let Some(secret) = &app.settings.shopify_webhook_secret else {
+        tracing::warn!("a Shopify webhook arrived but SHOPIFY_WEBHOOK_SECRET is not set: refused");
+        return Err(ApiError::Unauthorized);
+    };
+    if !signature_valid(secret.expose().as_bytes(), &body, header(&headers, "X-Shopify-Hmac-Sha256")) {
+        tracing::warn!(bytes = body.len(), "refused a Shopify webhook with a bad or missing signature");
+        return Err(ApiError::Unauthorized);
+    }
+    // Signed, so it is Shopify's; it still has to be JSON to mean anything.
+    if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
+        return Err(ApiError::BadRequest("the webhook body is not JSON".into()));
+    }
+    let text = std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("the webhook body is not UTF-8".into()))?;
+    let webhook_id = header(&headers, "X-Shopify-Webhook-Id")
+        .ok_or_else(|| ApiError::BadRequest("missing X-Shopify-Webhook-Id".into()))?;
+    let topic =
+        header(&headers, "X-Shopify-Topic").ok_or_else(|| ApiError::BadRequest("missing X-Shopify-Topic".into()))?;
+    let correlation_id = uuid::Uuid::new_v4().to_string();
+    let event = NewWebhook {
+        webhook_id,
+        topic,
+        shop: header(&headers, "X-Shopify-Shop-Domain"),
+        correlation_id: &correlation_id,
+        body: text,
+    };
+    if !app.db.insert_webhook(&event).await? {
+        tracing::info!(webhook_id, topic, "duplicate Shopify webhook acknowledged and ignored");
+        return Ok(Json(json!({ "status": "duplicate" })));
+    }
+    tracing::info!(webhook_id, topic, correlation_id, "Shopify webhook stored");
+    let (db, assistant, id) = (app.db.clone(), app.assistant.clone(), webhook_id.to_owned());
+    app.tasks.spawn(async move { process(&db, &assistant, &id).await });
+    Ok(Json(json!({ "status": "stored", "correlation_id": correlation_id })))
+}
+
+/// Processes every event stored before a stop and not yet processed.
+pub async fn resume(app: &AppState) -> Result<(), sqlx::Error> {
+    let pending = app.db.unprocessed_webhooks().await?;
+    if !pending.is_empty() {
+        tracing::info!(count = pending.len(), "processing Shopify webhooks stored before the last stop");
+    }
+    let (db, assistant) = (app.db.clone(), app.assistant.clone());
+    app.tasks.spawn(async move {
+        for id in pending {
+            process(&db, &assistant, &id).await;
+        }
+    });
+    Ok(())
+}
+
+/// What an event means for the store: which resource, how new, what to drop.
+#[derive(Debug, PartialEq)]
+struct Effect {
+    resource: String,
+    updated_at: Option<i64>,
+    touched: Touched,
+}
+
+#[derive(Debug, PartialEq)]
+enum Classified {
+    Apply(Effect),
+    Ignore(&'static str),
+    Fail(&'static str),
+}
+
+async fn process(db: &Db, assistant: &Arc<Assistant>, webhook_id: &str) {
+    let event = match db.webhook(webhook_id).await {
+        Ok(Some(event)) => event,
+        Ok(None) => return,
+        Err(error) => {
+            // Left as `received`: the next start tries again.
+            tracing::error!(%error, webhook_id, "cannot load a stored Shopify webhook");
+            return;
+        }
+    };
+    let span = tracing::info_span!("shopify_webhook", webhook_id, topic = %event.topic, correlation_id = %event.correlation_id);
+    apply(db, assistant, event).instrument(span).await;
+}
+
+async fn apply(db: &Db, assistant: &Assistant, event: StoredWebhook) {
+    let webhook_id = event.webhook_id.as_str();
+    let body: Value = serde_json::from_str(&event.body).unwrap_or(Value::Null);
+    let (status, detail, effect) = match classify(&event.topic, &body) {
+        Classified::Ignore(why) => ("ignored", Some(why), None),
+        Classified::Fail(why) => ("failed", Some(why), None),
+        Classified::Apply(effect) => {
+            let newest = match effect.updated_at {
+                Some(at) => db.advance_resource_version(&effect.resource, at).await,
+                None => Ok(true),
+            };
+            match newest {
+                Ok(true) => {
+                    assistant.store().invalidate(&effect.touched);
+                    ("processed", None, Some(effect))
+                }
+                Ok(false) => ("stale", Some("older than the update already applied"), Some(effect)),
+                Err(error) => {
+                    tracing::error!(%error, "cannot record a Shopify resource version");
+                    return;
+                }
+            }
+        }
+    };
+    let (resource, at) = effect.map_or((None, None), |e| (Some(e.resource), e.updated_at));
+    match db.finish_webhook(webhook_id, status, detail, resource.as_deref(), at).await {
+        Ok(()) => tracing::info!(status, detail, resource = resource.as_deref(), "Shopify webhook processed"),
+        Err(error) => tracing::error!(%error, "cannot record the outcome of a Shopify webhook"),
+    }
+}
+
+fn classify(topic: &str, body: &Value) -> Classified {
+    let Some(id) = resource_id(body) else {
+        return Classified::Fail("the body has no usable id");
+    };
+    let updated_at = body.get("updated_at").and_then(Value::as_str).and_then(unix_ms);
+    let customer_id = body.get("customer").and_then(resource_id);
+    let order =
+        |id: String, number: Option<String>, customer_id: Option<String>| Touched::Order { id, number, customer_id };
+    let (kind, touched, updated_at) = match topic {
+        "orders/create"
+        | "orders/updated"
+        | "orders/fulfilled"
+        | "orders/partially_fulfilled"
+        | "orders/cancelled"
+        | "orders/paid"
+        | "orders/edited" => {
+            let number = body.get("name").and_then(Value::as_str).map(str::to_owned);
+            ("order", order(id.clone(), number, customer_id), updated_at)
+        }
+        "fulfillments/create" | "fulfillments/update" | "refunds/create" => {
+            let Some(order_id) = body.get("order_id").and_then(integer_id) else {
+                return Classified::Fail("the body has no usable order_id");
+            };
+            let kind = if topic.starts_with("refunds") { "refund" } else { "fulfillment" };
+            // A refund is created once and never updated: nothing to order it by.
+            let updated_at = if kind == "refund" { None } else { updated_at };
+            (kind, order(order_id, None, None), updated_at)
+        }
+        "customers/create" | "customers/update" => ("customer", Touched::Customer { id: id.clone() }, updated_at),
+        "products/create" | "products/update" | "products/delete" => ("product", Touched::Products, updated_at),
+        _ => return Classified::Ignore("topic not handled"),
+    };
+    Classified::Apply(Effect { resource: format!("{kind}:{id}"), updated_at, touched })
+}
+
+/// The resource's id: the gid's number when present (it survives JSON
+/// round trips that round big numbers), else `id` as an integer or string.
+fn resource_id(body: &Value) -> Option<String> {
+    let from_gid = body.get("admin_graphql_api_id").and_then(Value::as_str).map(gid_number);
+    from_gid.filter(|n| is_digits(n)).map(str::to_owned).or_else(|| body.get("id").and_then(integer_id))
+}
+
+/// An integer id, or a string of digits; never through a float.
+fn integer_id(value: &Value) -> Option<String> {
+    match value {
+        Value::Number(n) => n.as_u64().map(|n| n.to_string()),
+        Value::String(s) if is_digits(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+fn is_digits(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn unix_ms(rfc3339: &str) -> Option<i64> {
+    let at = OffsetDateTime::parse(rfc3339, &Rfc3339).ok()?;
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
+}
+
+#[derive(Deserialize)]
+struct LogQuery {
+    limit: Option<i64>,
+    /// `received_at` of the last event of the previous page.
+    before: Option<i64>,
+}
+
+async fn event_log(_: Admin, State(app): State<AppState>, Query(q): Query<LogQuery>) -> ApiResult<Json<Value>> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 200);
+    let events = app.db.list_webhooks(limit, q.before).await?;
+    let next_before = (events.len() as i64 == limit).then(|| events.last().map(|e| e.received_at)).flatten();
+    Ok(Json(json!({ "events": events, "next_before": next_before })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn big_ids_are_read_as_integers_and_strings_never_as_floats() {
+        let body: Value =
+            serde_json::from_str(r#"{"id": 820982911946154508, "order_id": "9007199254740993"}"#).unwrap();
+        assert_eq!(resource_id(&body).as_deref(), Some("820982911946154508"));
+        assert_eq!(integer_id(&body["order_id"]).as_deref(), Some("9007199254740993"));
+        assert_eq!(integer_id(&json!(1.5)), None);
+    }
+
+    #[test]
+    fn an_order_update_touches_the_order_its_name_and_its_customer() {
+        let body = json!({
+            "id": 1, "admin_graphql_api_id": "gid://shopify/Order/42", "name": "#1001",
+            "updated_at": "2021-12-31T19:00:00-05:00", "customer": { "id": 7 }
+        });
+        let Classified::Apply(effect) = classify("orders/updated", &body) else { panic!("applied") };
+        assert_eq!(effect.resource, "order:42");
+        assert_eq!(effect.updated_at, unix_ms("2022-01-01T00:00:00Z"));
+        let touched = Touched::Order { id: "42".into(), number: Some("#1001".into()), customer_id: Some("7".into()) };
+        assert_eq!(effect.touched, touched);
+        assert_eq!(classify("app/uninstalled", &body), Classified::Ignore("topic not handled"));
+    }
+}
