@@ -124,8 +124,14 @@ impl Browser {
         result["result"]["value"].clone()
     }
 
-    /// Loads `url` and installs the page-side test helpers once it has loaded.
+    /// Loads a page with the widget and waits for its launcher.
     async fn open(&mut self, url: &str) {
+        self.load(url).await;
+        self.eval("t.until(() => t.q('sa-launcher'), 'the launcher')").await;
+    }
+
+    /// Loads `url` and installs the page-side test helpers once it has loaded.
+    async fn load(&mut self, url: &str) {
         self.call("Page.enable", json!({})).await;
         self.call("Page.navigate", json!({ "url": url })).await;
         let helpers = HELPERS.replace("TIMEOUT", &PAGE_TIMEOUT_MS.to_string());
@@ -134,7 +140,6 @@ impl Browser {
              document.readyState === 'complete' ? go() : addEventListener('load', go); }})"
         ))
         .await;
-        self.eval("t.until(() => t.q('sa-launcher'), 'the launcher')").await;
     }
 
     async fn screenshot(&mut self, name: &str) {
@@ -273,4 +278,32 @@ fn decode_base64(text: &str) -> Vec<u8> {
             (0..chunk.len() - 1).map(move |i| (n >> (16 - 8 * i)) as u8)
         })
         .collect()
+}
+
+#[tokio::test]
+async fn an_operator_signs_in_to_the_console_and_reads_a_transcript() {
+    let Some(mut browser) = Browser::launch().await else { return };
+    let app = spawn_app(Backend::Sqlite).await;
+    let (mut chat, _) = app.guest().await;
+    chat.ask("m1", "Do you ship to Canada?").await;
+    chat.ask("m2", "I want to talk to a person").await;
+
+    browser.load(&app.url("/admin")).await;
+    // The console lives in the page itself, not in a shadow root.
+    browser.eval("t.d = (id) => document.querySelector(`[data-testid=\"${id}\"]`); true").await;
+    browser.eval("t.until(() => t.d('admin-token'), 'the sign-in form')").await;
+    browser.eval(&format!("t.d('admin-token').value = {ADMIN_TOKEN:?}; t.d('admin-signin').click(); true")).await;
+    let conversations = browser.eval("t.until(() => /\\d/.test(t.d('kpi-conversations')?.textContent) && t.d('kpi-conversations').textContent.trim(), 'the KPIs')").await;
+    assert_eq!(conversations, "1");
+    browser.screenshot("console-overview.png").await;
+
+    browser
+        .eval("location.hash = '#conversations'; t.until(() => t.d('conversation-row'), 'a conversation row')")
+        .await;
+    browser.eval("t.d('conversation-row').click(); true").await;
+    let transcript = browser.eval("t.until(() => t.d('transcript')?.textContent.includes('Canada') && t.d('transcript').textContent, 'the transcript')").await;
+    let transcript = transcript.as_str().unwrap();
+    assert!(transcript.contains("Policy question") && transcript.contains("knowledge.search"), "{transcript}");
+    let escalations = browser.eval("t.d('escalations')?.textContent ?? ''").await;
+    assert!(escalations.as_str().unwrap().to_lowercase().contains("human requested"), "{escalations}");
 }
