@@ -265,21 +265,26 @@ impl Db {
             .map(|_| ())
     }
 
-    /// Newest first; `before` (an `updated_at`) pages backwards.
+    /// Newest first, optionally only those with `status`. `before` is the
+    /// `(updated_at, id)` of the last row of the previous page: with the id as
+    /// tie-breaker, rows sharing a timestamp are neither skipped nor repeated.
     pub async fn list_conversations(
         &self,
         limit: i64,
-        before: Option<i64>,
+        before: Option<(i64, &str)>,
+        status: Option<&str>,
     ) -> Result<Vec<ConversationSummary>, sqlx::Error> {
-        let sql = format!("{SUMMARY_SELECT} WHERE c.updated_at < $1 ORDER BY c.updated_at DESC LIMIT $2");
-        sqlx::query(&sql)
-            .bind(before.unwrap_or(i64::MAX))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(summary_row)
-            .collect()
+        let status_filter = if status.is_some() { "AND c.status = $4" } else { "" };
+        let sql = format!(
+            "{SUMMARY_SELECT} WHERE (c.updated_at < $1 OR (c.updated_at = $1 AND c.id < $2)) {status_filter}
+             ORDER BY c.updated_at DESC, c.id DESC LIMIT $3"
+        );
+        let (updated_at, id) = before.unwrap_or((i64::MAX, ""));
+        let mut query = sqlx::query(&sql).bind(updated_at).bind(id).bind(limit);
+        if let Some(status) = status {
+            query = query.bind(status);
+        }
+        query.fetch_all(&self.pool).await?.iter().map(summary_row).collect()
     }
 
     pub async fn conversation(&self, id: &str) -> Result<Option<ConversationDetail>, sqlx::Error> {

@@ -50,8 +50,10 @@ impl FromRequestParts<AppState> for Admin {
 #[derive(Deserialize)]
 struct ListQuery {
     limit: Option<i64>,
-    /// `updated_at` of the last conversation of the previous page.
-    before: Option<i64>,
+    /// The previous page's `next_before` cursor.
+    before: Option<String>,
+    /// `open`, `escalated` or `closed`: e.g. the queue of escalated conversations.
+    status: Option<String>,
 }
 
 async fn list_conversations(
@@ -60,9 +62,20 @@ async fn list_conversations(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
-    let conversations = app.db.list_conversations(limit, q.before).await?;
-    let next_before =
-        (conversations.len() as i64 == limit).then(|| conversations.last().map(|c| c.updated_at)).flatten();
+    // The cursor is `<updated_at>.<id>`; an unreadable one is the client's mistake.
+    let before = match q.before.as_deref() {
+        None => None,
+        Some(cursor) => Some(
+            cursor
+                .split_once('.')
+                .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id)))
+                .ok_or_else(|| ApiError::BadRequest("`before` is not a cursor from `next_before`".into()))?,
+        ),
+    };
+    let conversations = app.db.list_conversations(limit, before, q.status.as_deref()).await?;
+    let next_before = (conversations.len() as i64 == limit)
+        .then(|| conversations.last().map(|c| format!("{}.{}", c.updated_at, c.id)))
+        .flatten();
     Ok(Json(json!({ "conversations": conversations, "next_before": next_before })))
 }
 

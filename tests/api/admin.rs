@@ -86,3 +86,31 @@ async fn analytics(backend: Backend) {
     assert_eq!(report["csat_responses"], 1);
     assert_eq!(report["feedback"][0]["key"], "up");
 }
+
+on_both_databases!(conversations_page_without_gaps_or_repeats_and_filter_by_status, paging);
+async fn paging(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for i in 0..5 {
+        let (mut chat, _) = app.guest().await;
+        let text = if i % 2 == 0 { "hello" } else { "I want to talk to a person" };
+        chat.ask("m1", text).await;
+    }
+    let mut seen = Vec::new();
+    let mut url = "/v1/admin/conversations?limit=2".to_owned();
+    loop {
+        let page: Value = app.admin_get(&url).await.json().await.unwrap();
+        seen.extend(page["conversations"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_owned()));
+        match page["next_before"].as_str() {
+            Some(cursor) => url = format!("/v1/admin/conversations?limit=2&before={cursor}"),
+            None => break,
+        }
+    }
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (5, 5), "{seen:?}");
+
+    let escalated: Value = app.admin_get("/v1/admin/conversations?status=escalated").await.json().await.unwrap();
+    assert_eq!(escalated["conversations"].as_array().unwrap().len(), 2);
+    assert_eq!(app.admin_get("/v1/admin/conversations?before=garbage").await.status(), 400);
+}
