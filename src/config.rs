@@ -48,6 +48,23 @@ pub struct Settings {
     /// `None` disables the admin API.
     pub admin_token: Option<Secret>,
     pub shopify_shop: Option<String>,
+    /// How knowledge is embedded for retrieval (`EMBEDDINGS`).
+    pub embeddings: EmbeddingsMode,
+    /// A local model's directory; `None`: the default model under `DATA_DIR`.
+    pub embedding_model_dir: Option<PathBuf>,
+    /// A Qdrant server; `None`: the embedded index under `DATA_DIR`.
+    pub qdrant_url: Option<String>,
+    pub qdrant_api_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbeddingsMode {
+    /// A sentence model run in-process.
+    Local,
+    /// The embeddings endpoint of `OPENAI_BASE_URL`.
+    OpenAi,
+    /// Lexical retrieval only.
+    None,
 }
 
 impl Settings {
@@ -103,6 +120,29 @@ impl Settings {
                 other => other.map(Secret::new),
             },
             shopify_shop: get("SHOPIFY_SHOP"),
+            embeddings: match get("EMBEDDINGS").as_deref() {
+                None | Some("local") => EmbeddingsMode::Local,
+                Some("openai") => EmbeddingsMode::OpenAi,
+                Some("none") => EmbeddingsMode::None,
+                Some(other) => {
+                    return Err(ConfigError {
+                        name: "EMBEDDINGS",
+                        reason: format!("`{other}` is not one of local, openai, none"),
+                    });
+                }
+            },
+            embedding_model_dir: get("EMBEDDING_MODEL_DIR").map(PathBuf::from),
+            qdrant_url: match get("QDRANT_URL") {
+                Some(v) if v.starts_with("http://") || v.starts_with("https://") => Some(v),
+                Some(_) => {
+                    return Err(ConfigError {
+                        name: "QDRANT_URL",
+                        reason: "must start with http:// or https://".into(),
+                    });
+                }
+                None => None,
+            },
+            qdrant_api_key: get("QDRANT_API_KEY").map(Secret::new),
             data_dir,
         })
     }
@@ -133,6 +173,8 @@ mod tests {
         assert_eq!(err.name, "BIND_ADDR");
         assert!(err.to_string().starts_with("invalid setting BIND_ADDR"));
         assert_eq!(settings(&[("DATABASE_URL", "mysql://x")]).unwrap_err().name, "DATABASE_URL");
+        assert_eq!(settings(&[("EMBEDDINGS", "magic")]).unwrap_err().name, "EMBEDDINGS");
+        assert_eq!(settings(&[("QDRANT_URL", "qdrant:6334")]).unwrap_err().name, "QDRANT_URL");
     }
 
     #[test]

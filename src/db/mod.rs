@@ -3,8 +3,10 @@
 //! `$n` placeholders and portable types only (TEXT, BIGINT, DOUBLE), which
 //! is what lets one query text serve both databases.
 
+mod articles;
 mod conversations;
 
+pub use articles::*;
 pub use conversations::*;
 
 use std::{borrow::Cow, path::Path, str::FromStr, time::Duration};
@@ -32,10 +34,14 @@ pub struct Db {
 
 /// Migrations are compiled into the binary, so the service migrates itself
 /// wherever it runs, whatever its working directory.
-const SQLITE_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "conversations", include_str!("../../migrations/sqlite/0001_conversations.sql"))];
-const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "conversations", include_str!("../../migrations/postgres/0001_conversations.sql"))];
+const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "conversations", include_str!("../../migrations/sqlite/0001_conversations.sql")),
+    (2, "knowledge", include_str!("../../migrations/sqlite/0002_knowledge.sql")),
+];
+const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "conversations", include_str!("../../migrations/postgres/0001_conversations.sql")),
+    (2, "knowledge", include_str!("../../migrations/postgres/0002_knowledge.sql")),
+];
 
 #[derive(Debug)]
 struct Embedded(&'static [(i64, &'static str, &'static str)]);

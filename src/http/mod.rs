@@ -2,5 +2,6 @@
 
 pub mod admin;
 pub mod error;
+pub mod kb;
 pub mod ops;
 pub mod site;

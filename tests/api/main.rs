@@ -6,4 +6,6 @@ mod browser;
 mod chat;
 mod helpers;
 mod identity;
+mod knowledge;
 mod ops;
+mod vector_index;
