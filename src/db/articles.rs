@@ -56,6 +56,14 @@ pub struct ArticleWrite<'a> {
     pub changes: &'a [String],
 }
 
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>;
+
+/// Binds an article's fields in their one column order: title, body, tags,
+/// locale, url, status.
+fn bind_fields<'q>(query: AnyQuery<'q>, f: &'q ArticleFields, tags: &'q str) -> AnyQuery<'q> {
+    query.bind(&f.title).bind(&f.body).bind(tags).bind(&f.locale).bind(&f.url).bind(&f.status)
+}
+
 const ARTICLE_SELECT: &str = "SELECT id, title, body, tags, locale, url, status, version, content_hash, file_hash, \
      created_at, updated_at FROM kb_articles";
 
@@ -130,55 +138,44 @@ impl Db {
         let mut tx = self.pool.begin().await?;
         let version = match base_version {
             None => {
-                let inserted = sqlx::query(
+                let insert = sqlx::query(
                     "INSERT INTO kb_articles (id, title, body, tags, locale, url, status, version, content_hash,
                         file_hash, created_at, updated_at)
                      VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10, $10)
                      ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(write.id)
-                .bind(&f.title)
-                .bind(&f.body)
-                .bind(&tags)
-                .bind(&f.locale)
-                .bind(&f.url)
-                .bind(&f.status)
-                .bind(write.content_hash)
-                .bind(write.file_hash)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+                );
+                let inserted = bind_fields(insert.bind(write.id), f, &tags)
+                    .bind(write.content_hash)
+                    .bind(write.file_hash)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
                 if inserted.rows_affected() == 0 {
                     return Ok(None);
                 }
                 1
             }
             Some(base) => {
-                let updated = sqlx::query(
+                let update = sqlx::query(
                     "UPDATE kb_articles SET title = $1, body = $2, tags = $3, locale = $4, url = $5, status = $6,
                         version = version + 1, content_hash = $7, file_hash = COALESCE($8, file_hash), updated_at = $9
                      WHERE id = $10 AND version = $11",
-                )
-                .bind(&f.title)
-                .bind(&f.body)
-                .bind(&tags)
-                .bind(&f.locale)
-                .bind(&f.url)
-                .bind(&f.status)
-                .bind(write.content_hash)
-                .bind(write.file_hash)
-                .bind(now)
-                .bind(write.id)
-                .bind(base)
-                .execute(&mut *tx)
-                .await?;
+                );
+                let updated = bind_fields(update, f, &tags)
+                    .bind(write.content_hash)
+                    .bind(write.file_hash)
+                    .bind(now)
+                    .bind(write.id)
+                    .bind(base)
+                    .execute(&mut *tx)
+                    .await?;
                 if updated.rows_affected() == 0 {
                     return Ok(None);
                 }
                 base + 1
             }
         };
-        sqlx::query(
+        let history = sqlx::query(
             "INSERT INTO kb_article_versions (article_id, version, author, changes, title, body, tags, locale, url,
                 status, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
@@ -186,16 +183,8 @@ impl Db {
         .bind(write.id)
         .bind(version)
         .bind(write.author)
-        .bind(serde_json::to_string(write.changes).unwrap_or_else(|_| "[]".into()))
-        .bind(&f.title)
-        .bind(&f.body)
-        .bind(&tags)
-        .bind(&f.locale)
-        .bind(&f.url)
-        .bind(&f.status)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+        .bind(serde_json::to_string(write.changes).unwrap_or_else(|_| "[]".into()));
+        bind_fields(history, f, &tags).bind(now).execute(&mut *tx).await?;
         tx.commit().await?;
         self.kb_article(write.id).await
     }
