@@ -20,11 +20,15 @@ use crate::commerce::{
     demo::DemoStore,
     shopify::{ShopifyError, ShopifyStore, webhooks},
 };
-use crate::config::{Secret, Settings};
+use crate::config::{EmbeddingsMode, Secret, Settings};
 use crate::db::{Backend, Db};
 use crate::http;
 use crate::identity::{Jwks, TokenVerifier};
-use crate::knowledge::{LexicalIndex, load_dir};
+use crate::knowledge::{
+    DenseRetrieval, KnowledgeBase, KnowledgeError,
+    embeddings::{Embedder, fetch},
+    index::{VectorIndex, edge::EdgeIndex, remote::RemoteIndex},
+};
 
 /// How long shutdown waits for in-flight turns before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -36,6 +40,8 @@ pub struct AppState {
     pub db: Db,
     pub chat: Arc<ChatService>,
     pub assistant: Arc<Assistant>,
+    /// Articles, their versions and retrieval; shared with the assistant.
+    pub knowledge: Arc<KnowledgeBase>,
     /// Verifies the store's customer tokens.
     pub tokens: Arc<TokenVerifier>,
     pub metrics: Arc<Metrics>,
@@ -57,8 +63,12 @@ pub enum StartupError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot load reply templates: {0}")]
     Templates(#[from] TemplateError),
-    #[error("cannot read the knowledge base at {path}: {source}")]
-    Knowledge { path: String, source: std::io::Error },
+    #[error("cannot open the knowledge base: {0}")]
+    Knowledge(#[from] KnowledgeError),
+    #[error("EMBEDDINGS=openai is not built yet; use local or none")]
+    EmbeddingsUnsupported,
+    #[error("cannot use the Qdrant server at QDRANT_URL: {0}")]
+    Qdrant(#[from] crate::knowledge::index::IndexError),
     #[error("cannot set up the Shopify client: {0}")]
     Shopify(#[from] ShopifyError),
     #[error("cannot listen on {addr}: {source}")]
@@ -77,7 +87,18 @@ impl Application {
         db.migrate().await?;
 
         let templates = Templates::load(&settings.prompts_dir)?;
-        let knowledge = load_knowledge(&settings)?;
+        let knowledge = Arc::new(open_knowledge(&settings, db.clone(), false).await?);
+        let report = knowledge.import_dir(&settings.knowledge_dir, &indicatif::ProgressBar::hidden()).await?;
+        for problem in &report.skipped {
+            tracing::warn!(file = %problem.file, reason = %problem.reason, "skipped a knowledge-base file");
+        }
+        tracing::info!(
+            created = report.created.len(),
+            updated = report.updated.len(),
+            unchanged = report.unchanged,
+            skipped = report.skipped.len(),
+            "knowledge base imported"
+        );
         let store: Arc<dyn Store> = match &settings.shopify {
             Some(shopify) => {
                 tracing::info!(shop = %shopify.shop, url = %shopify.admin_api_url, "using the Shopify Admin API");
@@ -90,7 +111,7 @@ impl Application {
             }
             None => Arc::new(DemoStore::default()),
         };
-        let assistant = Arc::new(Assistant::new(store, Arc::new(knowledge), templates));
+        let assistant = Arc::new(Assistant::new(store, knowledge.clone(), templates));
 
         let jwt_secret = settings.identity_jwt_secret.clone().unwrap_or_else(|| {
             tracing::warn!(
@@ -119,6 +140,7 @@ impl Application {
             db,
             chat,
             assistant,
+            knowledge,
             tokens: Arc::new(tokens),
             metrics,
             guards,
@@ -131,6 +153,7 @@ impl Application {
             .merge(http::ops::router())
             .merge(http::admin::router())
             .merge(http::identity::router())
+            .merge(http::kb::router())
             .merge(http::site::router())
             .merge(webhooks::router())
             .with_state(state.clone());
@@ -187,15 +210,43 @@ impl Application {
     }
 }
 
-fn load_knowledge(settings: &Settings) -> Result<LexicalIndex, StartupError> {
-    let dir = &settings.knowledge_dir;
-    let (articles, problems) =
-        load_dir(dir).map_err(|source| StartupError::Knowledge { path: dir.display().to_string(), source })?;
-    for problem in &problems {
-        tracing::warn!(file = %problem.file, reason = %problem.reason, "skipped a knowledge-base file");
-    }
-    tracing::info!(articles = articles.len(), skipped = problems.len(), "knowledge base loaded");
-    Ok(LexicalIndex::new(articles))
+/// The knowledge base over `db`, with dense retrieval when `EMBEDDINGS`
+/// asks for it and a model is at hand. `progress` draws download bars (CLI).
+pub async fn open_knowledge(settings: &Settings, db: Db, progress: bool) -> Result<KnowledgeBase, StartupError> {
+    let dense = match settings.embeddings {
+        EmbeddingsMode::None => None,
+        EmbeddingsMode::OpenAi => return Err(StartupError::EmbeddingsUnsupported),
+        EmbeddingsMode::Local => match load_local_model(settings, progress).await {
+            Ok(embedder) => {
+                let index: Arc<dyn VectorIndex> = match &settings.qdrant_url {
+                    Some(url) => Arc::new(RemoteIndex::connect(url, settings.qdrant_api_key.as_ref())?),
+                    None => Arc::new(EdgeIndex::new(settings.data_dir.join("index"))),
+                };
+                Some(DenseRetrieval::new(Arc::new(embedder), index))
+            }
+            Err(reason) => {
+                tracing::warn!("no embedding model ({reason}): knowledge retrieval is lexical only");
+                None
+            }
+        },
+    };
+    let bar = if progress { crate::knowledge::cli::bar("indexing") } else { indicatif::ProgressBar::hidden() };
+    Ok(KnowledgeBase::open(db, dense, &bar).await?)
+}
+
+/// The local model from `EMBEDDING_MODEL_DIR`, or the default one under
+/// `DATA_DIR`, fetched there once.
+async fn load_local_model(settings: &Settings, progress: bool) -> Result<Embedder, String> {
+    let dir = match &settings.embedding_model_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            let dir = fetch::default_model_dir(&settings.data_dir);
+            fetch::ensure_model(&dir, progress).await.map_err(|e| e.to_string())?;
+            dir
+        }
+    };
+    let loaded = tokio::task::spawn_blocking(move || Embedder::load(&dir)).await.map_err(|e| e.to_string())?;
+    loaded.map_err(|e| e.to_string())
 }
 
 fn random_secret() -> Secret {

@@ -57,6 +57,13 @@ pub struct Settings {
     /// (both are the app's client secret).
     pub shopify_app_proxy_secret: Option<Secret>,
     pub chat: ChatLimits,
+    /// How knowledge is embedded for retrieval (`EMBEDDINGS`).
+    pub embeddings: EmbeddingsMode,
+    /// A local model's directory; `None`: the default model under `DATA_DIR`.
+    pub embedding_model_dir: Option<PathBuf>,
+    /// A Qdrant server; `None`: the embedded index under `DATA_DIR`.
+    pub qdrant_url: Option<String>,
+    pub qdrant_api_key: Option<Secret>,
 }
 
 /// Abuse limits of the chat gateway.
@@ -84,6 +91,16 @@ pub struct ShopifySettings {
     pub timeout: std::time::Duration,
     /// How long a read stays cached when no webhook touches it (`SHOPIFY_CACHE_TTL_SECS`).
     pub cache_ttl: std::time::Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbeddingsMode {
+    /// A sentence model run in-process.
+    Local,
+    /// The embeddings endpoint of `OPENAI_BASE_URL`.
+    OpenAi,
+    /// Lexical retrieval only.
+    None,
 }
 
 impl Settings {
@@ -162,6 +179,29 @@ impl Settings {
                 .or_else(|| get("SHOPIFY_WEBHOOK_SECRET"))
                 .map(Secret::new),
             chat,
+            embeddings: match get("EMBEDDINGS").as_deref() {
+                None | Some("local") => EmbeddingsMode::Local,
+                Some("openai") => EmbeddingsMode::OpenAi,
+                Some("none") => EmbeddingsMode::None,
+                Some(other) => {
+                    return Err(ConfigError {
+                        name: "EMBEDDINGS",
+                        reason: format!("`{other}` is not one of local, openai, none"),
+                    });
+                }
+            },
+            embedding_model_dir: get("EMBEDDING_MODEL_DIR").map(PathBuf::from),
+            qdrant_url: match get("QDRANT_URL") {
+                Some(v) if v.starts_with("http://") || v.starts_with("https://") => Some(v),
+                Some(_) => {
+                    return Err(ConfigError {
+                        name: "QDRANT_URL",
+                        reason: "must start with http:// or https://".into(),
+                    });
+                }
+                None => None,
+            },
+            qdrant_api_key: get("QDRANT_API_KEY").map(Secret::new),
             data_dir,
         })
     }
@@ -251,6 +291,8 @@ mod tests {
         assert_eq!(settings(&[("DATABASE_URL", "mysql://x")]).unwrap_err().name, "DATABASE_URL");
         assert_eq!(settings(&[("CHAT_MAX_CONNECTIONS", "0")]).unwrap_err().name, "CHAT_MAX_CONNECTIONS");
         assert_eq!(settings(&[("CHAT_IDLE_TIMEOUT_SECS", "soon")]).unwrap_err().name, "CHAT_IDLE_TIMEOUT_SECS");
+        assert_eq!(settings(&[("EMBEDDINGS", "magic")]).unwrap_err().name, "EMBEDDINGS");
+        assert_eq!(settings(&[("QDRANT_URL", "qdrant:6334")]).unwrap_err().name, "QDRANT_URL");
     }
 
     #[test]

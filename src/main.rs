@@ -1,7 +1,9 @@
 use std::process::ExitCode;
 
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
-use storefront_assistant::{app::Application, config::Settings, db::Db, telemetry};
+use storefront_assistant::{app::Application, config::Settings, db::Db, knowledge::cli as kb, telemetry};
 
 /// A storefront AI support assistant. Settings come from the environment
 /// (see README.md); with none, it runs on its embedded defaults.
@@ -18,6 +20,29 @@ enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Knowledge-base maintenance.
+    #[command(subcommand)]
+    Kb(KbCommand),
+}
+
+#[derive(Subcommand)]
+enum KbCommand {
+    /// Import KNOWLEDGE_DIR (idempotent: unchanged files are skipped).
+    Import,
+    /// Rebuild the vector index from the database, re-embedding everything.
+    Reindex,
+    /// Print recall@1, recall@3 and MRR of lexical, dense and hybrid retrieval.
+    Eval {
+        #[arg(long, default_value = "eval/retrieval.yaml")]
+        cases: PathBuf,
+    },
+    /// Print import throughput and retrieval latency (p50, p99).
+    Bench {
+        #[arg(long, default_value = "eval/retrieval.yaml")]
+        cases: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        rounds: usize,
+    },
 }
 
 #[tokio::main]
@@ -34,6 +59,10 @@ async fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(settings).await,
         Command::Migrate => migrate(settings).await,
+        Command::Kb(KbCommand::Import) => kb::import(&settings).await,
+        Command::Kb(KbCommand::Reindex) => kb::reindex(&settings).await,
+        Command::Kb(KbCommand::Eval { cases }) => kb::evaluate(&settings, &cases).await,
+        Command::Kb(KbCommand::Bench { cases, rounds }) => kb::bench(&settings, &cases, rounds).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,10 +19,14 @@ use serde_json::json;
 use crate::chat::protocol::{Card, Citation, Page};
 use crate::commerce::{Store, StoreError};
 use crate::identity::Identity;
-use crate::knowledge::LexicalIndex;
+use crate::knowledge::{Hit, KnowledgeBase};
 
-/// Below this share of the question's weight a passage is not an answer.
+/// Below this share of the question's weight a passage is not an answer...
 const MIN_KNOWLEDGE_COVERAGE: f64 = 0.5;
+/// ...unless its meaning is this close to the question's (cosine, for
+/// all-MiniLM-L6-v2: unrelated text stays well below it, a paraphrase of a
+/// policy question lands above it).
+const MIN_KNOWLEDGE_SIMILARITY: f64 = 0.55;
 
 /// Everything a turn knows besides the message itself.
 pub struct TurnContext<'a> {
@@ -72,12 +76,12 @@ pub struct Response {
 
 pub struct Assistant {
     store: Arc<dyn Store>,
-    knowledge: Arc<LexicalIndex>,
+    knowledge: Arc<KnowledgeBase>,
     templates: Templates,
 }
 
 impl Assistant {
-    pub fn new(store: Arc<dyn Store>, knowledge: Arc<LexicalIndex>, templates: Templates) -> Self {
+    pub fn new(store: Arc<dyn Store>, knowledge: Arc<KnowledgeBase>, templates: Templates) -> Self {
         Self { store, knowledge, templates }
     }
 
@@ -85,7 +89,7 @@ impl Assistant {
         self.templates.render("ai_disclosure", ())
     }
 
-    pub fn knowledge(&self) -> &LexicalIndex {
+    pub fn knowledge(&self) -> &KnowledgeBase {
         &self.knowledge
     }
 
@@ -207,13 +211,13 @@ impl Assistant {
                 match self.product_reply(text, u, ctx.page).await? {
                     Some(reply) => (reply, Outcome::Answered),
                     // Not a product we sell: a policy may still answer it (sizing, care).
-                    None => match self.knowledge_reply(text, tools) {
+                    None => match self.knowledge_reply(text, tools).await {
                         Some(reply) => (reply, Outcome::Answered),
                         None => (self.plain("product_not_found"), Outcome::Unanswered),
                     },
                 }
             }
-            Action::Knowledge => match self.knowledge_reply(text, tools) {
+            Action::Knowledge => match self.knowledge_reply(text, tools).await {
                 Some(reply) => (reply, Outcome::Answered),
                 None => (self.unknown(), Outcome::Unanswered),
             },
@@ -227,7 +231,7 @@ impl Assistant {
             Action::Unknown => {
                 // Customers rarely use our words: try the knowledge base, then
                 // the catalog, before admitting we do not know.
-                if let Some(reply) = self.knowledge_reply(text, tools) {
+                if let Some(reply) = self.knowledge_reply(text, tools).await {
                     return Ok((reply, Outcome::Answered));
                 }
                 tools.push("store.products");
@@ -252,10 +256,16 @@ impl Assistant {
     }
 
     /// The best knowledge passage, quoted with its citation, if it is good enough.
-    fn knowledge_reply(&self, text: &str, tools: &mut Vec<&'static str>) -> Option<Reply> {
+    async fn knowledge_reply(&self, text: &str, tools: &mut Vec<&'static str>) -> Option<Reply> {
         tools.push("knowledge.search");
-        let hit = self.knowledge.search(text, 1).into_iter().next()?;
-        if hit.coverage < MIN_KNOWLEDGE_COVERAGE {
+        let hit = match self.knowledge.search(text, 1).await {
+            Ok(hits) => hits.into_iter().next()?,
+            Err(error) => {
+                tracing::warn!(%error, "knowledge search failed during a turn");
+                return None;
+            }
+        };
+        if !answers(&hit) {
             return None;
         }
         let excerpt = views::excerpt(&hit.text, text, 420);
@@ -286,6 +296,12 @@ impl Assistant {
         let text = self.templates.render("product_answer", context);
         Ok(Some(Reply::Answer { text, cards: vec![views::product_card(product)], citations: vec![] }))
     }
+}
+
+/// Whether a passage answers the question: it speaks to most of the
+/// question's words, or means nearly the same.
+fn answers(hit: &Hit) -> bool {
+    hit.coverage >= MIN_KNOWLEDGE_COVERAGE || hit.similarity.is_some_and(|s| s >= MIN_KNOWLEDGE_SIMILARITY)
 }
 
 fn clip(text: &str, max_chars: usize) -> String {

@@ -4,11 +4,13 @@
 //! is what lets one query text serve both databases.
 
 mod analytics;
+mod articles;
 mod conversations;
 mod identity;
 mod webhooks;
 
 pub use analytics::*;
+pub use articles::*;
 pub use conversations::*;
 pub use identity::*;
 pub use webhooks::*;
@@ -42,11 +44,13 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "conversations", include_str!("../../migrations/sqlite/0001_conversations.sql")),
     (2, "identity", include_str!("../../migrations/sqlite/0002_identity.sql")),
     (3, "shopify_webhooks", include_str!("../../migrations/sqlite/0003_shopify_webhooks.sql")),
+    (4, "knowledge", include_str!("../../migrations/sqlite/0004_knowledge.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "conversations", include_str!("../../migrations/postgres/0001_conversations.sql")),
     (2, "identity", include_str!("../../migrations/postgres/0002_identity.sql")),
     (3, "shopify_webhooks", include_str!("../../migrations/postgres/0003_shopify_webhooks.sql")),
+    (4, "knowledge", include_str!("../../migrations/postgres/0004_knowledge.sql")),
 ];
 
 #[derive(Debug)]

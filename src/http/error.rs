@@ -18,6 +18,10 @@ pub enum ApiError {
     NotFound,
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("the knowledge base failed: {0}")]
+    Knowledge(String),
     #[error(transparent)]
     Storage(#[from] sqlx::Error),
 }
@@ -31,15 +35,33 @@ impl IntoResponse for ApiError {
             ApiError::AdminDisabled => (StatusCode::NOT_FOUND, "admin_disabled"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::Knowledge(error) => {
+                tracing::error!(%error, "knowledge base error in an HTTP handler");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
             ApiError::Storage(error) => {
                 tracing::error!(%error, "storage error in an HTTP handler");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal")
             }
         };
         let message = match &self {
-            ApiError::Storage(_) => "Something went wrong on our side.".to_owned(),
+            ApiError::Storage(_) | ApiError::Knowledge(_) => "Something went wrong on our side.".to_owned(),
             other => other.to_string(),
         };
         (status, Json(json!({ "error": { "code": code, "message": message } }))).into_response()
+    }
+}
+
+impl From<crate::knowledge::KnowledgeError> for ApiError {
+    fn from(error: crate::knowledge::KnowledgeError) -> Self {
+        use crate::knowledge::KnowledgeError as K;
+        match error {
+            K::NotFound => ApiError::NotFound,
+            K::Conflict(message) => ApiError::Conflict(message),
+            K::Invalid(message) => ApiError::BadRequest(message),
+            K::Storage(error) => ApiError::Storage(error),
+            K::Index(message) => ApiError::Knowledge(message),
+        }
     }
 }

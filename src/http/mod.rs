@@ -3,5 +3,6 @@
 pub mod admin;
 pub mod error;
 pub mod identity;
+pub mod kb;
 pub mod ops;
 pub mod site;

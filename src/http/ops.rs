@@ -25,8 +25,7 @@ async fn healthz() -> impl IntoResponse {
 async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     let database = app.db.ping().await.map_err(|e| e.to_string());
     let store = app.assistant.store().ready().await.map_err(|e| e.to_string());
-    let index =
-        if app.assistant.knowledge().articles().is_empty() { Err("no articles loaded".to_owned()) } else { Ok(()) };
+    let index = if app.knowledge.article_count() == 0 { Err("no articles loaded".to_owned()) } else { Ok(()) };
     let relay = if app.db.backend() == Backend::Postgres && !app.relay_listening.load(Ordering::SeqCst) {
         Err("not listening for other replicas' frames".to_owned())
     } else {

@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 /// Files larger than this are refused: a knowledge article is prose, and a
 /// huge file is almost certainly a mistake (an export, a binary).
-const MAX_FILE_BYTES: u64 = 512 * 1024;
+pub(crate) const MAX_FILE_BYTES: u64 = 512 * 1024;
 
 #[derive(Debug, Clone)]
 pub struct Article {
@@ -19,8 +19,16 @@ pub struct Article {
     pub body: String,
 }
 
-/// A file that was skipped, and why, so the operator can fix it.
+/// An article read from a file, with the hash of the file's bytes: import
+/// compares it to decide whether the file changed since it last ran.
 #[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub article: Article,
+    pub file_hash: String,
+}
+
+/// A file that was skipped, and why, so the operator can fix it.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct ImportProblem {
     pub file: String,
     pub reason: String,
@@ -42,7 +50,7 @@ fn default_locale() -> String {
 
 /// Loads every `*.md` file in `dir`, in name order. A bad file is reported
 /// and skipped; it never stops the others from loading.
-pub fn load_dir(dir: &Path) -> std::io::Result<(Vec<Article>, Vec<ImportProblem>)> {
+pub fn load_dir(dir: &Path) -> std::io::Result<(Vec<SourceFile>, Vec<ImportProblem>)> {
     let mut paths: Vec<_> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "md"))
@@ -61,15 +69,30 @@ pub fn load_dir(dir: &Path) -> std::io::Result<(Vec<Article>, Vec<ImportProblem>
     Ok((articles, problems))
 }
 
-fn read_article(path: &Path) -> Result<Article, String> {
+fn read_article(path: &Path) -> Result<SourceFile, String> {
     let size = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
     if size > MAX_FILE_BYTES {
         return Err(format!("file is {size} bytes; the limit is {MAX_FILE_BYTES}"));
     }
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let file_hash = sha256_hex(&bytes);
     let text = String::from_utf8(bytes).map_err(|_| "file is not UTF-8 text".to_owned())?;
     let id = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    parse_article(&id, &text)
+    if !is_valid_id(&id) {
+        return Err("the file name must be lowercase letters, digits and dashes (it becomes the article id)".into());
+    }
+    Ok(SourceFile { article: parse_article(&id, &text)?, file_hash })
+}
+
+/// Article ids are slugs: they appear in URLs and citations.
+pub fn is_valid_id(id: &str) -> bool {
+    (1..=100).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Parses one file's text; public to the crate so tests can feed it garbage.

@@ -1,22 +1,16 @@
-//! BM25 over passages: each article split along its Markdown headings, with
-//! the article title and heading carried into the passage's terms.
+//! BM25 over chunks, with the article title, tags and heading carried into
+//! each chunk's terms.
 
 use std::collections::HashMap;
 
-use super::Article;
+use super::chunking::Chunk;
 use crate::text::{is_stopword, related_terms, stem, terms};
 
-/// A section longer than this is split further at paragraph breaks, so one
-/// passage answers one thing and the excerpt stays short.
-const MAX_PASSAGE_CHARS: usize = 1200;
 const K1: f64 = 1.2;
 const B: f64 = 0.75;
 
 #[derive(Debug, Clone)]
 struct Passage {
-    article: usize,
-    heading: Option<String>,
-    text: String,
     term_counts: HashMap<String, u32>,
     len: usize,
 }
@@ -24,40 +18,60 @@ struct Passage {
 #[derive(Debug, Clone)]
 pub struct Hit {
     pub article_id: String,
+    /// Which chunk of the article: with the id, the chunk's key.
+    pub ordinal: usize,
     pub title: String,
     pub url: Option<String>,
     pub heading: Option<String>,
     pub text: String,
+    /// Ranking score: BM25 for lexical hits, fused RRF score for hybrid ones.
     pub score: f64,
     /// Share (0..1) of the query's weight, by idf, that this passage contains,
     /// counting only words the knowledge base uses at all: a scale-free
     /// "how much of the question does it speak to".
     pub coverage: f64,
+    /// Cosine similarity to the question, when dense retrieval ran.
+    pub similarity: Option<f64>,
 }
 
+impl Hit {
+    pub fn from_chunk(chunk: &Chunk, score: f64) -> Self {
+        Self {
+            article_id: chunk.article_id.clone(),
+            ordinal: chunk.ordinal,
+            title: chunk.title.clone(),
+            url: chunk.url.clone(),
+            heading: chunk.heading.clone(),
+            text: chunk.text.clone(),
+            score,
+            coverage: 0.0,
+            similarity: None,
+        }
+    }
+}
+
+/// BM25 over chunks, in memory: cheap to rebuild whenever an article changes.
 pub struct LexicalIndex {
-    articles: Vec<Article>,
+    chunks: Vec<Chunk>,
     passages: Vec<Passage>,
     doc_freq: HashMap<String, u32>,
     avg_len: f64,
 }
 
 impl LexicalIndex {
-    pub fn new(articles: Vec<Article>) -> Self {
+    pub fn new(chunks: Vec<Chunk>) -> Self {
         let mut passages = Vec::new();
-        for (i, article) in articles.iter().enumerate() {
-            for (heading, text) in split_passages(&article.body) {
-                // Title, tags and heading count as the passage's words too.
-                let context =
-                    format!("{} {} {}", article.title, article.tags.join(" "), heading.as_deref().unwrap_or(""));
-                let mut term_counts = HashMap::new();
-                let mut len = 0;
-                for t in terms(&context).chain(terms(&text)) {
-                    *term_counts.entry(t).or_insert(0) += 1;
-                    len += 1;
-                }
-                passages.push(Passage { article: i, heading, text, term_counts, len });
+        for chunk in &chunks {
+            // Title, tags and heading count as the passage's words too.
+            let context =
+                format!("{} {} {}", chunk.title, chunk.tags.join(" "), chunk.heading.as_deref().unwrap_or(""));
+            let mut term_counts = HashMap::new();
+            let mut len = 0;
+            for t in terms(&context).chain(terms(&chunk.text)) {
+                *term_counts.entry(t).or_insert(0) += 1;
+                len += 1;
             }
+            passages.push(Passage { term_counts, len });
         }
         let mut doc_freq = HashMap::new();
         for p in &passages {
@@ -66,11 +80,11 @@ impl LexicalIndex {
             }
         }
         let avg_len = passages.iter().map(|p| p.len as f64).sum::<f64>() / passages.len().max(1) as f64;
-        Self { articles, passages, doc_freq, avg_len }
+        Self { chunks, passages, doc_freq, avg_len }
     }
 
-    pub fn articles(&self) -> &[Article] {
-        &self.articles
+    pub fn chunks(&self) -> &[Chunk] {
+        &self.chunks
     }
 
     fn idf(&self, term: &str) -> f64 {
@@ -81,6 +95,13 @@ impl LexicalIndex {
 
     /// The best passages for `query`, at most one per article.
     pub fn search(&self, query: &str, limit: usize) -> Vec<Hit> {
+        let mut hits = best_per_article(self.search_chunks(query));
+        hits.truncate(limit);
+        hits
+    }
+
+    /// Every chunk that matches `query` at all, best first.
+    pub fn search_chunks(&self, query: &str) -> Vec<Hit> {
         let mut query_terms: Vec<String> = terms(query).filter(|t| !is_stopword(t)).collect();
         query_terms.sort();
         query_terms.dedup();
@@ -111,8 +132,8 @@ impl LexicalIndex {
         }
         let total_weight = matchable + unknown as f64 * 0.5 * self.idf("");
 
-        let mut best: HashMap<usize, Hit> = HashMap::new();
-        for p in &self.passages {
+        let mut hits = Vec::new();
+        for (p, chunk) in self.passages.iter().zip(&self.chunks) {
             let (mut score, mut matched) = (0.0, 0.0);
             for alts in &alternatives {
                 let best = alts
@@ -125,71 +146,31 @@ impl LexicalIndex {
                     matched += weight(alts);
                 }
             }
-            if score <= 0.0 || best.get(&p.article).is_some_and(|h| h.score >= score) {
-                continue;
+            if score > 0.0 {
+                hits.push(Hit { coverage: matched / total_weight, ..Hit::from_chunk(chunk, score) });
             }
-            let article = &self.articles[p.article];
-            best.insert(
-                p.article,
-                Hit {
-                    article_id: article.id.clone(),
-                    title: article.title.clone(),
-                    url: article.url.clone(),
-                    heading: p.heading.clone(),
-                    text: p.text.clone(),
-                    score,
-                    coverage: matched / total_weight,
-                },
-            );
         }
-        let mut hits: Vec<Hit> = best.into_values().collect();
         hits.sort_by(|a, b| b.score.total_cmp(&a.score));
-        hits.truncate(limit);
         hits
     }
 }
 
-/// Splits a Markdown body into `(heading, text)` passages at `#` headings,
-/// and long sections again at blank lines.
-fn split_passages(body: &str) -> Vec<(Option<String>, String)> {
-    let mut sections: Vec<(Option<String>, String)> = vec![(None, String::new())];
-    for line in body.lines() {
-        if let Some(heading) = line.strip_prefix('#') {
-            sections.push((Some(heading.trim_start_matches('#').trim().to_owned()), String::new()));
-        } else if let Some((_, text)) = sections.last_mut() {
-            text.push_str(line);
-            text.push('\n');
-        }
-    }
-    let mut passages = Vec::new();
-    for (heading, text) in sections {
-        let mut current = String::new();
-        for para in text.split("\n\n").map(str::trim).filter(|p| !p.is_empty()) {
-            if !current.is_empty() && current.len() + para.len() > MAX_PASSAGE_CHARS {
-                passages.push((heading.clone(), std::mem::take(&mut current)));
-            }
-            if !current.is_empty() {
-                current.push_str("\n\n");
-            }
-            current.push_str(para);
-        }
-        if !current.is_empty() {
-            passages.push((heading, current));
-        }
-    }
-    passages
+/// Keeps the first (best) hit of each article, in order.
+pub fn best_per_article(hits: Vec<Hit>) -> Vec<Hit> {
+    let mut seen = std::collections::HashSet::new();
+    hits.into_iter().filter(|h| seen.insert(h.article_id.clone())).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::knowledge::articles::parse_article;
+    use crate::knowledge::{articles::parse_article, chunking::chunk_article};
 
     fn index() -> LexicalIndex {
-        LexicalIndex::new(vec![
+        LexicalIndex::new([
             parse_article("returns", "---\ntitle: Returns\n---\n## Window\nReturn unworn items within 30 days of delivery.\n\n## Labels\nUS return labels are free.").unwrap(),
             parse_article("shipping", "---\ntitle: Shipping\n---\n## Times\nStandard shipping takes 3-5 business days.").unwrap(),
-        ])
+        ].iter().flat_map(chunk_article).collect())
     }
 
     #[test]

@@ -104,6 +104,9 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
         ("PROMPTS_DIR", format!("{root}/prompts")),
         ("IDENTITY_JWT_SECRET", JWT_SECRET.to_owned()),
         ("ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+        // Embedding the whole knowledge base at every start would dominate
+        // the suite; tests of dense retrieval opt in with `spawn_app_with_model`.
+        ("EMBEDDINGS", "none".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -118,6 +121,43 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
     let shutdown = app.shutdown_token();
     tokio::spawn(app.run_until_stopped());
     TestApp { addr, http: reqwest::Client::new(), shutdown, database_url, _data_dir: data_dir }
+}
+
+/// An app with dense retrieval on the real sentence model, or `None` (after
+/// a notice) where the model cannot be had outside CI.
+pub async fn spawn_app_with_model(backend: Backend, overrides: &[(&str, &str)]) -> Option<TestApp> {
+    let dir = embedding_model_dir().await?.display().to_string();
+    let mut vars = vec![("EMBEDDINGS", "local"), ("EMBEDDING_MODEL_DIR", dir.as_str())];
+    vars.extend_from_slice(overrides);
+    Some(spawn_app_with(backend, &vars).await)
+}
+
+/// The embedding model, fetched once per machine by the project's own
+/// fetch code into a cache beside the build (or taken from
+/// `EMBEDDING_MODEL_DIR`). Unavailable: `None` with a notice, except under
+/// `CI=true`, where that is a failure.
+pub async fn embedding_model_dir() -> Option<std::path::PathBuf> {
+    use storefront_assistant::knowledge::embeddings::fetch;
+    static MODEL: tokio::sync::OnceCell<Option<std::path::PathBuf>> = tokio::sync::OnceCell::const_new();
+    MODEL
+        .get_or_init(|| async {
+            let dir = match std::env::var_os("EMBEDDING_MODEL_DIR") {
+                Some(dir) => std::path::PathBuf::from(dir),
+                None => fetch::default_model_dir(std::path::Path::new(concat!(env!("CARGO_TARGET_TMPDIR"), "/.."))),
+            };
+            match fetch::ensure_model(&dir, false).await {
+                Ok(()) => Some(dir),
+                Err(error) if std::env::var("CI").as_deref() == Ok("true") => {
+                    panic!("the embedding model is required in CI but could not be fetched: {error}")
+                }
+                Err(error) => {
+                    eprintln!("notice: skipping dense retrieval, the embedding model is unavailable: {error}");
+                    None
+                }
+            }
+        })
+        .await
+        .clone()
 }
 
 impl TestApp {

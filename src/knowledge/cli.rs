@@ -1,0 +1,145 @@
+//! The knowledge-base commands: `kb import`, `kb reindex`, `kb eval` and
+//! `kb bench`. They print for a person at a terminal, with progress bars.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::{KnowledgeBase, Ranking, embeddings::fetch, eval};
+use crate::{app::open_knowledge, config::Settings, db::Db};
+
+pub fn bar(label: &str) -> ProgressBar {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(&format!("{label} [{{bar:30}}] {{pos}}/{{len}} {{msg}}"))
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+async fn open(settings: &Settings) -> anyhow::Result<KnowledgeBase> {
+    let db = Db::connect(&settings.database_url).await?;
+    db.migrate().await?;
+    Ok(open_knowledge(settings, db, true).await?)
+}
+
+/// `kb import`: the same idempotent import the service runs at start.
+pub async fn import(settings: &Settings) -> anyhow::Result<()> {
+    let kb = open(settings).await?;
+    let progress = bar("importing");
+    let report = kb.import_dir(&settings.knowledge_dir, &progress).await?;
+    progress.finish_and_clear();
+    for problem in &report.skipped {
+        println!("skipped {}: {}", problem.file, problem.reason);
+    }
+    println!(
+        "imported {}: {} new, {} updated, {} unchanged, {} skipped",
+        settings.knowledge_dir.display(),
+        report.created.len(),
+        report.updated.len(),
+        report.unchanged,
+        report.skipped.len()
+    );
+    Ok(())
+}
+
+/// `kb reindex`: rebuilds the vector index from the database.
+pub async fn reindex(settings: &Settings) -> anyhow::Result<()> {
+    let kb = open(settings).await?;
+    let progress = bar("re-embedding");
+    let count = kb.reindex(true, &progress).await?;
+    progress.finish_and_clear();
+    let mode = if kb.dense().is_some() { "dense + lexical" } else { "lexical only" };
+    println!("re-indexed {count} published articles ({mode})");
+    Ok(())
+}
+
+/// A knowledge base over `KNOWLEDGE_DIR` alone, in a scratch directory: the
+/// evaluation and benchmark never touch the service's own data. The model
+/// still comes from (or is fetched once into) the real `DATA_DIR`.
+async fn scratch(settings: &Settings, scratch: &Path) -> anyhow::Result<(KnowledgeBase, Duration)> {
+    let mut settings = settings.clone();
+    if settings.embedding_model_dir.is_none() {
+        let dir = fetch::default_model_dir(&settings.data_dir);
+        fetch::ensure_model(&dir, true).await?;
+        settings.embedding_model_dir = Some(dir);
+    }
+    settings.data_dir = scratch.to_owned();
+    settings.database_url = format!("sqlite://{}/kb.db", scratch.display());
+    let kb = open(&settings).await?;
+    let started = Instant::now();
+    kb.import_dir(&settings.knowledge_dir, &ProgressBar::hidden()).await?;
+    Ok((kb, started.elapsed()))
+}
+
+/// `kb eval`: recall@1, recall@3 and MRR of each ranking over a labelled set.
+pub async fn evaluate(settings: &Settings, cases: &Path) -> anyhow::Result<()> {
+    let cases = eval::load_cases(cases).map_err(anyhow::Error::msg)?;
+    let dir = tempfile::tempdir()?;
+    let (kb, _) = scratch(settings, dir.path()).await?;
+    println!("{} questions over {}", cases.len(), settings.knowledge_dir.display());
+    println!("{:<8} {:>9} {:>9} {:>6}", "ranking", "recall@1", "recall@3", "MRR");
+    for (name, ranking) in [("lexical", Ranking::Lexical), ("dense", Ranking::Dense), ("hybrid", Ranking::Hybrid)] {
+        if ranking != Ranking::Lexical && kb.dense().is_none() {
+            println!("{name:<8} (no embedding model)");
+            continue;
+        }
+        let s = eval::evaluate(&kb, &cases, ranking).await?;
+        println!("{name:<8} {:>9.3} {:>9.3} {:>6.3}", s.recall_at_1, s.recall_at_3, s.mrr);
+    }
+    Ok(())
+}
+
+/// `kb bench`: import throughput, then the latency of whole retrievals
+/// (query embedding included) and of their parts.
+pub async fn bench(settings: &Settings, cases: &Path, rounds: usize) -> anyhow::Result<()> {
+    let cases = eval::load_cases(cases).map_err(anyhow::Error::msg)?;
+    let dir = tempfile::tempdir()?;
+    let (kb, import_time) = scratch(settings, dir.path()).await?;
+    let chunks = kb.lexical_index().chunks().len();
+    println!(
+        "import: {} articles, {chunks} chunks in {:.0} ms ({:.1} chunks/s, embedding included)",
+        kb.article_count(),
+        import_time.as_secs_f64() * 1e3,
+        chunks as f64 / import_time.as_secs_f64()
+    );
+    let questions: Vec<&str> = cases.iter().map(|c| c.question.as_str()).collect();
+    let report = |name: &str, mut samples: Vec<Duration>| {
+        samples.sort();
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
+        println!("{name:<28} p50 {:>7.2} ms   p99 {:>7.2} ms   (n={})", at(0.5), at(0.99), samples.len());
+    };
+    let time = |samples: &mut Vec<Duration>, started: Instant| samples.push(started.elapsed());
+
+    let mut lexical = Vec::new();
+    for _ in 0..rounds {
+        for q in &questions {
+            let started = Instant::now();
+            kb.search_ranked(q, 3, Ranking::Lexical).await?;
+            time(&mut lexical, started);
+        }
+    }
+    report("lexical search", lexical);
+    let Some(dense) = kb.dense() else {
+        println!("no embedding model: dense figures skipped");
+        return Ok(());
+    };
+    let (mut embed, mut hybrid) = (Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        for q in &questions {
+            let started = Instant::now();
+            dense.embedder().embed_query_blocking(q)?;
+            time(&mut embed, started);
+            let started = Instant::now();
+            kb.search_ranked(q, 3, Ranking::Hybrid).await?;
+            time(&mut hybrid, started);
+        }
+    }
+    report("query embedding alone", embed);
+    report("hybrid retrieval (whole)", hybrid);
+    Ok(())
+}

@@ -1,0 +1,380 @@
+//! [`KnowledgeBase`]: the one service the assistant and the admin API share.
+//! Articles live in the database with their versions; every change
+//! re-indexes just that article, so the next customer question sees it.
+
+use std::{
+    path::Path,
+    sync::{Arc, RwLock},
+};
+
+use indicatif::ProgressBar;
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Article, ImportProblem, SourceFile,
+    articles::{MAX_FILE_BYTES, is_valid_id, sha256_hex},
+    chunking::{Chunk, chunk_article},
+    index::QueryMode,
+    lexical::{Hit, LexicalIndex, best_per_article},
+    retrieval::{DenseRetrieval, Ranking, to_hits},
+};
+use crate::db::{ArticleFields, ArticleRecord, ArticleVersion, ArticleWrite, Db};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KnowledgeError {
+    #[error("no such article")]
+    NotFound,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Storage(#[from] sqlx::Error),
+    #[error("the search index failed: {0}")]
+    Index(String),
+}
+
+/// A new article from the admin API.
+#[derive(Debug, Deserialize)]
+pub struct NewArticle {
+    pub id: Option<String>,
+    pub title: String,
+    pub body: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    pub locale: Option<String>,
+    pub url: Option<String>,
+    pub status: Option<String>,
+}
+
+/// An edit: fields left out keep their value. `version`, when given, must be
+/// the version the editor read; otherwise the edit is refused as a conflict.
+#[derive(Debug, Default, Deserialize)]
+pub struct ArticlePatch {
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub tags: Option<Vec<String>>,
+    pub locale: Option<String>,
+    /// An empty string removes the url.
+    pub url: Option<String>,
+    pub status: Option<String>,
+    pub version: Option<i64>,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct ImportReport {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+    pub unchanged: usize,
+    pub skipped: Vec<ImportProblem>,
+}
+
+pub struct KnowledgeBase {
+    db: Db,
+    /// The published articles' chunks, searched lexically; replaced whole
+    /// (it is small) under a short lock, never held across an await.
+    lexical: RwLock<Arc<LexicalIndex>>,
+    /// Embeddings and the vector index, when a model is available.
+    dense: Option<DenseRetrieval>,
+    /// Writers go one at a time, so the indexes change in the order the
+    /// database did.
+    writes: tokio::sync::Mutex<()>,
+}
+
+impl KnowledgeBase {
+    /// Opens the knowledge base over the articles already in `db` and
+    /// brings the indexes up to date with them.
+    pub async fn open(db: Db, dense: Option<DenseRetrieval>, progress: &ProgressBar) -> Result<Self, KnowledgeError> {
+        let kb = Self {
+            db,
+            lexical: RwLock::new(Arc::new(LexicalIndex::new(Vec::new()))),
+            dense,
+            writes: tokio::sync::Mutex::new(()),
+        };
+        kb.reindex(false, progress).await?;
+        Ok(kb)
+    }
+
+    /// Rebuilds the lexical index from the database; the vector index too
+    /// when `force` is set or it does not hold what the database does.
+    pub async fn reindex(&self, force: bool, progress: &ProgressBar) -> Result<usize, KnowledgeError> {
+        let _write = self.writes.lock().await;
+        let articles = published(self.db.kb_articles().await?);
+        let chunks: Vec<Chunk> = articles.iter().flat_map(chunk_article).collect();
+        if let Some(dense) = &self.dense {
+            dense.sync(&chunks, force, progress).await.map_err(KnowledgeError::Index)?;
+        }
+        let count = articles.len();
+        *self.lexical.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(LexicalIndex::new(chunks));
+        Ok(count)
+    }
+
+    pub fn dense(&self) -> Option<&DenseRetrieval> {
+        self.dense.as_ref()
+    }
+
+    /// How many published articles answers can come from.
+    pub fn article_count(&self) -> usize {
+        let index = self.lexical_index();
+        let ids: std::collections::HashSet<&str> = index.chunks().iter().map(|c| c.article_id.as_str()).collect();
+        ids.len()
+    }
+
+    pub fn lexical_index(&self) -> Arc<LexicalIndex> {
+        self.lexical.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The best passage of each matching article, best first: hybrid when a
+    /// model is loaded, lexical otherwise.
+    pub async fn search(&self, query: &str, limit: usize) -> Result<Vec<Hit>, KnowledgeError> {
+        self.search_ranked(query, limit, Ranking::Hybrid).await
+    }
+
+    /// [`Self::search`] with a chosen ranking; without a model every ranking
+    /// is lexical.
+    pub async fn search_ranked(&self, query: &str, limit: usize, ranking: Ranking) -> Result<Vec<Hit>, KnowledgeError> {
+        let index = self.lexical_index();
+        let lexical = index.search_chunks(query);
+        let mode = match (ranking, &self.dense) {
+            (Ranking::Dense, Some(_)) => QueryMode::Dense,
+            (Ranking::Hybrid, Some(_)) => QueryMode::Hybrid,
+            _ => {
+                let mut hits = best_per_article(lexical);
+                hits.truncate(limit);
+                return Ok(hits);
+            }
+        };
+        let dense = self.dense.as_ref().ok_or_else(|| KnowledgeError::Index("no model".into()))?;
+        // Several chunks of one article may rank high; look deep enough to
+        // still fill `limit` distinct articles.
+        let ranked = dense.search(query, limit.max(1) * 8, mode).await.map_err(KnowledgeError::Index)?;
+        let mut hits = best_per_article(to_hits(&ranked, &lexical, &index));
+        hits.truncate(limit);
+        Ok(hits)
+    }
+
+    pub async fn list(&self) -> Result<Vec<ArticleRecord>, KnowledgeError> {
+        Ok(self.db.kb_articles().await?)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<(ArticleRecord, Vec<ArticleVersion>), KnowledgeError> {
+        let article = self.db.kb_article(id).await?.filter(|a| a.fields.status != "deleted");
+        let article = article.ok_or(KnowledgeError::NotFound)?;
+        Ok((article, self.db.kb_versions(id).await?))
+    }
+
+    pub async fn create(&self, new: NewArticle, author: &str) -> Result<ArticleRecord, KnowledgeError> {
+        let fields = validate(ArticleFields {
+            title: new.title,
+            body: new.body,
+            tags: new.tags,
+            locale: new.locale.unwrap_or_else(|| "en".into()),
+            url: new.url.filter(|u| !u.is_empty()),
+            status: new.status.unwrap_or_else(|| "published".into()),
+        })?;
+        let id = new.id.unwrap_or_else(|| slug(&fields.title));
+        if !is_valid_id(&id) {
+            return Err(KnowledgeError::Invalid(
+                "id must be 1-100 lowercase letters, digits, dashes or underscores".into(),
+            ));
+        }
+        let _write = self.writes.lock().await;
+        // A deleted article's id may be used again; its history continues.
+        let base = match self.db.kb_article(&id).await? {
+            Some(old) if old.fields.status == "deleted" => Some(old.version),
+            Some(_) => return Err(KnowledgeError::Conflict(format!("an article with id `{id}` exists"))),
+            None => None,
+        };
+        let record = self.write(&id, &fields, None, author, &["created".into()], base).await?;
+        self.index_article(&record).await?;
+        Ok(record)
+    }
+
+    pub async fn update(&self, id: &str, patch: ArticlePatch, author: &str) -> Result<ArticleRecord, KnowledgeError> {
+        let _write = self.writes.lock().await;
+        let old = self.db.kb_article(id).await?.filter(|a| a.fields.status != "deleted");
+        let old = old.ok_or(KnowledgeError::NotFound)?;
+        if patch.version.is_some_and(|v| v != old.version) {
+            return Err(KnowledgeError::Conflict(format!(
+                "the article is at version {}; reload it and edit again",
+                old.version
+            )));
+        }
+        let f = &old.fields;
+        let fields = validate(ArticleFields {
+            title: patch.title.unwrap_or_else(|| f.title.clone()),
+            body: patch.body.unwrap_or_else(|| f.body.clone()),
+            tags: patch.tags.unwrap_or_else(|| f.tags.clone()),
+            locale: patch.locale.unwrap_or_else(|| f.locale.clone()),
+            url: patch.url.map_or_else(|| f.url.clone(), |u| Some(u).filter(|u| !u.is_empty())),
+            status: patch.status.unwrap_or_else(|| f.status.clone()),
+        })?;
+        let changes = changed_fields(f, &fields);
+        if changes.is_empty() {
+            return Ok(old);
+        }
+        let record = self.write(id, &fields, None, author, &changes, Some(old.version)).await?;
+        self.index_article(&record).await?;
+        Ok(record)
+    }
+
+    pub async fn delete(&self, id: &str, author: &str) -> Result<(), KnowledgeError> {
+        let _write = self.writes.lock().await;
+        let old = self.db.kb_article(id).await?.filter(|a| a.fields.status != "deleted");
+        let old = old.ok_or(KnowledgeError::NotFound)?;
+        let fields = ArticleFields { status: "deleted".into(), ..old.fields.clone() };
+        let record = self.write(id, &fields, None, author, &["deleted".into()], Some(old.version)).await?;
+        self.index_article(&record).await
+    }
+
+    /// Imports every file of `dir`: new files become articles, changed files
+    /// replace theirs (even one edited through the API: the file is newer),
+    /// and unchanged files are left alone, whatever the API did since.
+    pub async fn import_dir(&self, dir: &Path, progress: &ProgressBar) -> Result<ImportReport, KnowledgeError> {
+        let (files, skipped) =
+            super::load_dir(dir).map_err(|e| KnowledgeError::Invalid(format!("cannot read {}: {e}", dir.display())))?;
+        let mut report = ImportReport { skipped, ..ImportReport::default() };
+        progress.set_length(files.len() as u64);
+        for SourceFile { article, file_hash } in files {
+            progress.set_message(article.id.clone());
+            progress.inc(1);
+            let _write = self.writes.lock().await;
+            let old = self.db.kb_article(&article.id).await?;
+            if old.as_ref().is_some_and(|o| o.file_hash.as_deref() == Some(file_hash.as_str())) {
+                report.unchanged += 1;
+                continue;
+            }
+            let fields = ArticleFields {
+                title: article.title,
+                body: article.body,
+                tags: article.tags,
+                locale: article.locale,
+                url: article.url,
+                status: "published".into(),
+            };
+            let changes = match &old {
+                Some(old) => changed_fields(&old.fields, &fields),
+                None => vec!["created".into()],
+            };
+            if let Some(old) = old.as_ref().filter(|_| changes.is_empty()) {
+                self.db.kb_set_file_hash(&old.id, &file_hash).await?;
+                report.unchanged += 1;
+                continue;
+            }
+            let base = old.as_ref().map(|o| o.version);
+            let record = self.write(&article.id, &fields, Some(&file_hash), "import", &changes, base).await?;
+            self.index_article(&record).await?;
+            match old {
+                Some(_) => report.updated.push(record.id),
+                None => report.created.push(record.id),
+            }
+        }
+        Ok(report)
+    }
+
+    async fn write(
+        &self,
+        id: &str,
+        fields: &ArticleFields,
+        file_hash: Option<&str>,
+        author: &str,
+        changes: &[String],
+        base: Option<i64>,
+    ) -> Result<ArticleRecord, KnowledgeError> {
+        let content_hash = content_hash(fields);
+        let write = ArticleWrite { id, fields, content_hash: &content_hash, file_hash, author, changes };
+        self.db.kb_write(write, base).await?.ok_or_else(|| {
+            KnowledgeError::Conflict("the article changed while this edit was being saved; try again".into())
+        })
+    }
+
+    /// Puts one article's current state into the indexes: its chunks if it
+    /// is published, nothing if it is a draft or deleted.
+    async fn index_article(&self, record: &ArticleRecord) -> Result<(), KnowledgeError> {
+        let chunks = match record.fields.status.as_str() {
+            "published" => chunk_article(&to_article(record)),
+            _ => Vec::new(),
+        };
+        if let Some(dense) = &self.dense {
+            dense.replace_article(&record.id, &chunks).await.map_err(KnowledgeError::Index)?;
+        }
+        let current = self.lexical_index();
+        let mut all: Vec<Chunk> = current.chunks().iter().filter(|c| c.article_id != record.id).cloned().collect();
+        all.extend(chunks);
+        *self.lexical.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(LexicalIndex::new(all));
+        Ok(())
+    }
+}
+
+fn published(records: Vec<ArticleRecord>) -> Vec<Article> {
+    records.iter().filter(|r| r.fields.status == "published").map(to_article).collect()
+}
+
+fn to_article(r: &ArticleRecord) -> Article {
+    Article {
+        id: r.id.clone(),
+        title: r.fields.title.clone(),
+        tags: r.fields.tags.clone(),
+        locale: r.fields.locale.clone(),
+        url: r.fields.url.clone(),
+        body: r.fields.body.clone(),
+    }
+}
+
+fn validate(mut f: ArticleFields) -> Result<ArticleFields, KnowledgeError> {
+    let invalid = |m: &str| Err(KnowledgeError::Invalid(m.to_owned()));
+    f.title = f.title.trim().to_owned();
+    f.body = f.body.trim().to_owned();
+    if f.title.is_empty() || f.title.chars().count() > 200 {
+        return invalid("title must be 1-200 characters");
+    }
+    if f.body.is_empty() {
+        return invalid("body must not be empty");
+    }
+    if f.body.len() as u64 > MAX_FILE_BYTES || f.body.contains('\0') {
+        return invalid("body must be text of at most 512 KiB");
+    }
+    if !matches!(f.status.as_str(), "draft" | "published") {
+        return invalid("status must be `draft` or `published`");
+    }
+    if f.url.as_deref().is_some_and(|u| !(u.starts_with("https://") || u.starts_with("http://"))) {
+        return invalid("url must start with http:// or https://");
+    }
+    if f.locale.is_empty() || f.locale.len() > 35 {
+        return invalid("locale must be a BCP 47 tag such as `en`");
+    }
+    if f.tags.len() > 50 || f.tags.iter().any(|t| t.len() > 100) {
+        return invalid("at most 50 tags of at most 100 characters");
+    }
+    Ok(f)
+}
+
+fn changed_fields(old: &ArticleFields, new: &ArticleFields) -> Vec<String> {
+    let pairs = [
+        ("title", old.title != new.title),
+        ("body", old.body != new.body),
+        ("tags", old.tags != new.tags),
+        ("locale", old.locale != new.locale),
+        ("url", old.url != new.url),
+        ("status", old.status != new.status),
+    ];
+    pairs.into_iter().filter(|(_, changed)| *changed).map(|(name, _)| name.to_owned()).collect()
+}
+
+fn content_hash(f: &ArticleFields) -> String {
+    let canonical = serde_json::to_string(f).unwrap_or_default();
+    sha256_hex(canonical.as_bytes())
+}
+
+/// `"Gift cards & vouchers"` → `"gift-cards-vouchers"`.
+fn slug(title: &str) -> String {
+    let mut slug = String::new();
+    for c in title.to_lowercase().chars() {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.is_empty() && !slug.ends_with('-') {
+            slug.push('-');
+        }
+    }
+    slug.trim_end_matches('-').chars().take(100).collect()
+}
