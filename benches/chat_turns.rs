@@ -14,12 +14,12 @@ use std::{
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use storefront_assistant::{
-    app::Application,
+    app::{Application, open_knowledge},
     assistant::{Assistant, Templates, TurnContext},
     commerce::demo::DemoStore,
     config::Settings,
+    db::Db,
     identity::Identity,
-    knowledge::{LexicalIndex, load_dir},
 };
 use tokio_tungstenite::tungstenite::Message;
 
@@ -58,10 +58,27 @@ async fn main() {
     let turns = env_or("BENCH_TURNS", 100);
     let root = env!("CARGO_MANIFEST_DIR");
 
-    // The pipeline alone.
-    let (articles, _) = load_dir(format!("{root}/knowledge").as_ref()).expect("knowledge");
-    let templates = Templates::load(format!("{root}/prompts").as_ref()).expect("templates");
-    let assistant = Assistant::new(Arc::new(DemoStore::default()), Arc::new(LexicalIndex::new(articles)), templates);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let vars = [
+        ("BIND_ADDR", "127.0.0.1:0".to_owned()),
+        ("DATA_DIR", dir.path().display().to_string()),
+        ("DATABASE_URL", format!("sqlite://{}/bench.db", dir.path().display())),
+        ("KNOWLEDGE_DIR", format!("{root}/knowledge")),
+        ("PROMPTS_DIR", format!("{root}/prompts")),
+        ("EMBEDDINGS", "none".to_owned()),
+        ("CHAT_MESSAGES_PER_MINUTE", "1000000".to_owned()),
+        ("CHAT_MESSAGES_PER_MINUTE_PER_IP", "1000000".to_owned()),
+    ];
+    let settings =
+        Settings::from_lookup(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())).expect("settings");
+
+    // The pipeline alone, over the knowledge base the service imports too.
+    let db = Db::connect(&settings.database_url).await.expect("database");
+    db.migrate().await.expect("migrations");
+    let knowledge = open_knowledge(&settings, db, false).await.expect("knowledge base");
+    knowledge.import_dir(&settings.knowledge_dir, &indicatif::ProgressBar::hidden()).await.expect("import");
+    let templates = Templates::load(&settings.prompts_dir).expect("templates");
+    let assistant = Assistant::new(Arc::new(DemoStore::default()), Arc::new(knowledge), templates);
     let identity = Identity::Guest;
     let ctx = TurnContext { identity: &identity, page: None, prior_unanswered: 0, escalated: false };
     let mut alone = Vec::new();
@@ -74,17 +91,6 @@ async fn main() {
     let alone_wall = started.elapsed();
 
     // End to end.
-    let dir = tempfile::tempdir().expect("temp dir");
-    let vars = [
-        ("BIND_ADDR", "127.0.0.1:0".to_owned()),
-        ("DATABASE_URL", format!("sqlite://{}/bench.db", dir.path().display())),
-        ("KNOWLEDGE_DIR", format!("{root}/knowledge")),
-        ("PROMPTS_DIR", format!("{root}/prompts")),
-        ("CHAT_MESSAGES_PER_MINUTE", "1000000".to_owned()),
-        ("CHAT_MESSAGES_PER_MINUTE_PER_IP", "1000000".to_owned()),
-    ];
-    let settings =
-        Settings::from_lookup(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())).expect("settings");
     let app = Application::build(settings).await.expect("app");
     let url = format!("ws://{}/v1/chat", app.local_addr());
     tokio::spawn(app.run_until_stopped());
