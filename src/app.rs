@@ -65,8 +65,6 @@ pub enum StartupError {
     Templates(#[from] TemplateError),
     #[error("cannot open the knowledge base: {0}")]
     Knowledge(#[from] KnowledgeError),
-    #[error("EMBEDDINGS=openai is not built yet; use local or none")]
-    EmbeddingsUnsupported,
     #[error("cannot use the Qdrant server at QDRANT_URL: {0}")]
     Qdrant(#[from] crate::knowledge::index::IndexError),
     #[error("cannot set up the Shopify client: {0}")]
@@ -187,12 +185,17 @@ impl Application {
                 guards.sweep();
             }
         });
+        if state.knowledge.model_missing() {
+            let knowledge = state.knowledge.clone();
+            tokio::spawn(keep_trying_the_model(state.settings.as_ref().clone(), knowledge, shutdown.clone()));
+        }
         if state.db.backend() == Backend::Postgres {
             let relay = fanout::relay(
                 state.settings.database_url.clone(),
                 state.chat.replica_id().to_owned(),
                 state.db.clone(),
                 state.chat.hub().clone(),
+                state.knowledge.clone(),
                 state.relay_listening.clone(),
                 shutdown.clone(),
             );
@@ -211,27 +214,65 @@ impl Application {
 }
 
 /// The knowledge base over `db`, with dense retrieval when `EMBEDDINGS`
-/// asks for it and a model is at hand. `progress` draws download bars (CLI).
+/// asks for it and a model is at hand (else lexical, and not ready until
+/// [`keep_trying_the_model`] brings one). `progress` draws bars (CLI).
 pub async fn open_knowledge(settings: &Settings, db: Db, progress: bool) -> Result<KnowledgeBase, StartupError> {
-    let dense = match settings.embeddings {
-        EmbeddingsMode::None => None,
-        EmbeddingsMode::OpenAi => return Err(StartupError::EmbeddingsUnsupported),
-        EmbeddingsMode::Local => match load_local_model(settings, progress).await {
-            Ok(embedder) => {
-                let index: Arc<dyn VectorIndex> = match &settings.qdrant_url {
-                    Some(url) => Arc::new(RemoteIndex::connect(url, settings.qdrant_api_key.as_ref())?),
-                    None => Arc::new(EdgeIndex::new(settings.data_dir.join("index"))),
-                };
-                Some(DenseRetrieval::new(Arc::new(embedder), index))
-            }
-            Err(reason) => {
-                tracing::warn!("no embedding model ({reason}): knowledge retrieval is lexical only");
-                None
-            }
-        },
+    let dense = match embedder(settings, progress).await {
+        None => None,
+        Some(Ok(embedder)) => Some(DenseRetrieval::new(Arc::new(embedder), vector_index(settings)?)),
+        Some(Err(reason)) => {
+            tracing::warn!("no embedding model ({reason}): knowledge retrieval is lexical only until one can be had");
+            None
+        }
     };
     let bar = if progress { crate::knowledge::cli::bar("indexing") } else { indicatif::ProgressBar::hidden() };
-    Ok(KnowledgeBase::open(db, dense, &bar).await?)
+    let model_wanted = settings.embeddings != EmbeddingsMode::None;
+    Ok(KnowledgeBase::open(db, dense, model_wanted, &bar).await?)
+}
+
+/// The model `EMBEDDINGS` asks for: `None` if it asks for none.
+async fn embedder(settings: &Settings, progress: bool) -> Option<Result<Embedder, String>> {
+    match settings.embeddings {
+        EmbeddingsMode::None => None,
+        EmbeddingsMode::OpenAi => {
+            let (base_url, model) = (&settings.openai_base_url, &settings.embedding_model);
+            let connected = Embedder::connect_openai(base_url, settings.openai_api_key.as_ref(), model).await;
+            Some(connected.map_err(|e| format!("{model} at {base_url}: {e}")))
+        }
+        EmbeddingsMode::Local => Some(load_local_model(settings, progress).await),
+    }
+}
+
+fn vector_index(settings: &Settings) -> Result<Arc<dyn VectorIndex>, StartupError> {
+    Ok(match &settings.qdrant_url {
+        Some(url) => Arc::new(RemoteIndex::connect(url, settings.qdrant_api_key.as_ref())?),
+        None => Arc::new(EdgeIndex::new(settings.data_dir.join("index"))),
+    })
+}
+
+/// A model that could not be had at start (an endpoint down, a download
+/// failed) is tried again, backing off to once a minute, until it is in
+/// service; `/readyz` says `model` until then.
+async fn keep_trying_the_model(settings: Settings, knowledge: Arc<KnowledgeBase>, shutdown: CancellationToken) {
+    let mut wait = Duration::from_secs(1);
+    while knowledge.model_missing() && shutdown.run_until_cancelled(tokio::time::sleep(wait)).await.is_some() {
+        wait = (wait * 2).min(Duration::from_secs(60));
+        let attached = match embedder(&settings, false).await {
+            Some(Ok(embedder)) => match vector_index(&settings) {
+                Ok(index) => knowledge
+                    .attach_dense(DenseRetrieval::new(Arc::new(embedder), index), &indicatif::ProgressBar::hidden())
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(error) => Err(error.to_string()),
+            },
+            Some(Err(reason)) => Err(reason),
+            None => return,
+        };
+        match attached {
+            Ok(()) => tracing::info!("the embedding model is in service: retrieval is hybrid"),
+            Err(reason) => tracing::warn!(retry_in = ?wait, "still no embedding model ({reason})"),
+        }
+    }
 }
 
 /// The local model from `EMBEDDING_MODEL_DIR`, or the default one under

@@ -61,6 +61,11 @@ pub struct Settings {
     pub embeddings: EmbeddingsMode,
     /// A local model's directory; `None`: the default model under `DATA_DIR`.
     pub embedding_model_dir: Option<PathBuf>,
+    /// The model `EMBEDDINGS=openai` asks for (`EMBEDDING_MODEL`).
+    pub embedding_model: String,
+    /// An OpenAI-compatible API (`OPENAI_BASE_URL`, default OpenAI's own).
+    pub openai_base_url: String,
+    pub openai_api_key: Option<Secret>,
     /// A Qdrant server; `None`: the embedded index under `DATA_DIR`.
     pub qdrant_url: Option<String>,
     pub qdrant_api_key: Option<Secret>,
@@ -102,6 +107,9 @@ pub enum EmbeddingsMode {
     /// Lexical retrieval only.
     None,
 }
+
+pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
+pub const DEFAULT_OPENAI_EMBEDDING_MODEL: &str = "text-embedding-3-small";
 
 impl Settings {
     /// Reads the process environment.
@@ -157,7 +165,7 @@ impl Settings {
             None => format!("sqlite://{}/assistant.db", data_dir.display()),
         };
 
-        Ok(Self {
+        let settings = Self {
             bind_addr,
             public_url,
             database_url,
@@ -191,6 +199,18 @@ impl Settings {
                 }
             },
             embedding_model_dir: get("EMBEDDING_MODEL_DIR").map(PathBuf::from),
+            embedding_model: get("EMBEDDING_MODEL").unwrap_or_else(|| DEFAULT_OPENAI_EMBEDDING_MODEL.to_owned()),
+            openai_base_url: match get("OPENAI_BASE_URL") {
+                Some(v) if v.starts_with("http://") || v.starts_with("https://") => v.trim_end_matches('/').to_owned(),
+                Some(_) => {
+                    return Err(ConfigError {
+                        name: "OPENAI_BASE_URL",
+                        reason: "must start with http:// or https://".into(),
+                    });
+                }
+                None => DEFAULT_OPENAI_BASE_URL.to_owned(),
+            },
+            openai_api_key: get("OPENAI_API_KEY").map(Secret::new),
             qdrant_url: match get("QDRANT_URL") {
                 Some(v) if v.starts_with("http://") || v.starts_with("https://") => Some(v),
                 Some(_) => {
@@ -203,7 +223,16 @@ impl Settings {
             },
             qdrant_api_key: get("QDRANT_API_KEY").map(Secret::new),
             data_dir,
-        })
+        };
+        let openai_unreachable =
+            settings.openai_api_key.is_none() && settings.openai_base_url == DEFAULT_OPENAI_BASE_URL;
+        if settings.embeddings == EmbeddingsMode::OpenAi && openai_unreachable {
+            return Err(ConfigError {
+                name: "EMBEDDINGS",
+                reason: "`openai` needs OPENAI_API_KEY, or OPENAI_BASE_URL for a server without keys".into(),
+            });
+        }
+        Ok(settings)
     }
 }
 
@@ -292,6 +321,9 @@ mod tests {
         assert_eq!(settings(&[("CHAT_MAX_CONNECTIONS", "0")]).unwrap_err().name, "CHAT_MAX_CONNECTIONS");
         assert_eq!(settings(&[("CHAT_IDLE_TIMEOUT_SECS", "soon")]).unwrap_err().name, "CHAT_IDLE_TIMEOUT_SECS");
         assert_eq!(settings(&[("EMBEDDINGS", "magic")]).unwrap_err().name, "EMBEDDINGS");
+        assert_eq!(settings(&[("EMBEDDINGS", "openai")]).unwrap_err().name, "EMBEDDINGS");
+        assert!(settings(&[("EMBEDDINGS", "openai"), ("OPENAI_API_KEY", "sk-test")]).is_ok());
+        assert_eq!(settings(&[("OPENAI_BASE_URL", "localhost:11434")]).unwrap_err().name, "OPENAI_BASE_URL");
         assert_eq!(settings(&[("QDRANT_URL", "qdrant:6334")]).unwrap_err().name, "QDRANT_URL");
     }
 

@@ -31,10 +31,11 @@ enum KbCommand {
     Import,
     /// Rebuild the vector index from the database, re-embedding everything.
     Reindex,
-    /// Print recall@1, recall@3 and MRR of lexical, dense and hybrid retrieval.
+    /// Print recall@1, recall@3 and MRR of lexical, dense and hybrid retrieval,
+    /// for each labelled set (default: the tuning set and the held-out set).
     Eval {
-        #[arg(long, default_value = "eval/retrieval.yaml")]
-        cases: PathBuf,
+        #[arg(long, num_args = 1.., default_values = ["eval/retrieval.yaml", "eval/holdout.yaml"])]
+        cases: Vec<PathBuf>,
     },
     /// Print import throughput and retrieval latency (p50, p99).
     Bench {

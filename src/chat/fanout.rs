@@ -3,6 +3,10 @@
 //! and every other replica that has a socket of that session loads the new
 //! frames from storage and publishes them locally. Sockets drop frames they
 //! already have by `seq`, so a frame that arrives both ways is shown once.
+//!
+//! Knowledge-base edits travel the same way: each replica re-indexes an
+//! article another one changed, and after any (re)connection, when notices
+//! may have been missed, re-reads the whole knowledge base.
 
 use std::{
     sync::{
@@ -16,7 +20,10 @@ use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{Hub, Outbound};
-use crate::db::Db;
+use crate::{
+    db::{Db, KNOWLEDGE_CHANNEL},
+    knowledge::KnowledgeBase,
+};
 
 const CHANNEL: &str = "assistant_frames";
 
@@ -27,6 +34,7 @@ pub async fn relay(
     replica_id: String,
     db: Db,
     hub: Hub,
+    knowledge: Arc<KnowledgeBase>,
     listening: Arc<AtomicBool>,
     shutdown: CancellationToken,
 ) {
@@ -43,6 +51,12 @@ pub async fn relay(
         };
         backoff = Duration::from_millis(250);
         listening.store(true, Ordering::SeqCst);
+        let refresh = knowledge.clone();
+        tokio::spawn(async move {
+            if let Err(error) = refresh.reindex(false, &indicatif::ProgressBar::hidden()).await {
+                tracing::warn!(%error, "cannot re-read the knowledge base after connecting");
+            }
+        });
         while let Some(received) = shutdown.run_until_cancelled(listener.recv()).await {
             let notification = match received {
                 Ok(notification) => notification,
@@ -52,6 +66,15 @@ pub async fn relay(
                     break;
                 }
             };
+            if notification.channel() == KNOWLEDGE_CHANNEL {
+                let (knowledge, payload) = (knowledge.clone(), notification.payload().to_owned());
+                tokio::spawn(async move {
+                    if let Err(error) = knowledge.apply_remote_change(&payload).await {
+                        tracing::warn!(%error, "cannot apply another replica's knowledge-base edit");
+                    }
+                });
+                continue;
+            }
             let mut parts = notification.payload().splitn(3, ' ');
             let (Some(from), Some(session_id), Some(after)) = (parts.next(), parts.next(), parts.next()) else {
                 continue;
@@ -74,6 +97,6 @@ pub async fn relay(
 
 async fn connect(database_url: &str) -> Result<PgListener, sqlx::Error> {
     let mut listener = PgListener::connect(database_url).await?;
-    listener.listen(CHANNEL).await?;
+    listener.listen_all([CHANNEL, KNOWLEDGE_CHANNEL]).await?;
     Ok(listener)
 }

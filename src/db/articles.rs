@@ -45,7 +45,12 @@ pub struct ArticleVersion {
 }
 
 /// One write: the new state of an article and who made it.
+/// The PostgreSQL channel on which a write announces `"<origin> <article id>"`.
+pub const KNOWLEDGE_CHANNEL: &str = "assistant_knowledge";
+
 pub struct ArticleWrite<'a> {
+    /// The knowledge base instance writing, so it can ignore its own news.
+    pub origin: &'a str,
     pub id: &'a str,
     pub fields: &'a ArticleFields,
     pub content_hash: &'a str,
@@ -185,6 +190,11 @@ impl Db {
         .bind(write.author)
         .bind(serde_json::to_string(write.changes).unwrap_or_else(|_| "[]".into()));
         bind_fields(history, f, &tags).bind(now).execute(&mut *tx).await?;
+        if self.backend() == super::Backend::Postgres {
+            // Other replicas re-index the article once this commits.
+            let payload = format!("{} {}", write.origin, write.id);
+            sqlx::query("SELECT pg_notify($1, $2)").bind(KNOWLEDGE_CHANNEL).bind(payload).execute(&mut *tx).await?;
+        }
         tx.commit().await?;
         self.kb_article(write.id).await
     }

@@ -31,17 +31,23 @@ async fn readyz(State(app): State<AppState>) -> impl IntoResponse {
     } else {
         Ok(())
     };
+    let model =
+        if app.knowledge.model_missing() { Err("EMBEDDINGS wants a model; none yet".to_owned()) } else { Ok(()) };
     let mut failing = Vec::new();
-    for (part, result) in [("database", &database), ("store", &store), ("index", &index), ("relay", &relay)] {
+    let parts = [("database", &database), ("store", &store), ("index", &index), ("model", &model), ("relay", &relay)];
+    for (part, result) in parts {
         if let Err(error) = result {
             tracing::warn!(part, %error, "not ready");
             failing.push(part);
         }
     }
+    // Lexical only: no model was wanted, or none could be had at start.
+    let retrieval = if app.knowledge.dense().is_some() { "hybrid" } else { "lexical" };
     if failing.is_empty() {
-        (StatusCode::OK, Json(json!({ "status": "ready" })))
+        (StatusCode::OK, Json(json!({ "status": "ready", "retrieval": retrieval })))
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, Json(json!({ "status": "unavailable", "failing": failing })))
+        let body = json!({ "status": "unavailable", "failing": failing, "retrieval": retrieval });
+        (StatusCode::SERVICE_UNAVAILABLE, Json(body))
     }
 }
 

@@ -76,20 +76,29 @@ async fn scratch(settings: &Settings, scratch: &Path) -> anyhow::Result<(Knowled
     Ok((kb, started.elapsed()))
 }
 
-/// `kb eval`: recall@1, recall@3 and MRR of each ranking over a labelled set.
-pub async fn evaluate(settings: &Settings, cases: &Path) -> anyhow::Result<()> {
-    let cases = eval::load_cases(cases).map_err(anyhow::Error::msg)?;
+/// `kb eval`: recall@1, recall@3 and MRR of each ranking over labelled sets.
+pub async fn evaluate(settings: &Settings, sets: &[std::path::PathBuf]) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (kb, _) = scratch(settings, dir.path()).await?;
-    println!("{} questions over {}", cases.len(), settings.knowledge_dir.display());
-    println!("{:<8} {:>9} {:>9} {:>6}", "ranking", "recall@1", "recall@3", "MRR");
-    for (name, ranking) in [("lexical", Ranking::Lexical), ("dense", Ranking::Dense), ("hybrid", Ranking::Hybrid)] {
-        if ranking != Ranking::Lexical && kb.dense().is_none() {
-            println!("{name:<8} (no embedding model)");
-            continue;
+    for path in sets {
+        let cases = eval::load_cases(path).map_err(anyhow::Error::msg)?;
+        println!("{}: {} questions over {}", path.display(), cases.len(), settings.knowledge_dir.display());
+        println!("  {:<8} {:>9} {:>9} {:>6}", "ranking", "recall@1", "recall@3", "MRR");
+        let rankings = [
+            ("lexical", Ranking::Lexical),
+            ("sparse", Ranking::Sparse),
+            ("dense", Ranking::Dense),
+            ("rrf", Ranking::Rrf),
+            ("hybrid", Ranking::Hybrid),
+        ];
+        for (name, ranking) in rankings {
+            if ranking != Ranking::Lexical && kb.dense().is_none() {
+                println!("  {name:<8} (no embedding model)");
+                continue;
+            }
+            let s = eval::evaluate(&kb, &cases, ranking).await?;
+            println!("  {name:<8} {:>9.3} {:>9.3} {:>6.3}", s.recall_at_1, s.recall_at_3, s.mrr);
         }
-        let s = eval::evaluate(&kb, &cases, ranking).await?;
-        println!("{name:<8} {:>9.3} {:>9.3} {:>6.3}", s.recall_at_1, s.recall_at_3, s.mrr);
     }
     Ok(())
 }
@@ -129,10 +138,20 @@ pub async fn bench(settings: &Settings, cases: &Path, rounds: usize) -> anyhow::
         return Ok(());
     };
     let (mut embed, mut hybrid) = (Vec::new(), Vec::new());
+    let (mut tokenize, mut forward, mut pool, mut tokens) = (Vec::new(), Vec::new(), Vec::new(), 0);
     for _ in 0..rounds {
         for q in &questions {
             let started = Instant::now();
-            dense.embedder().embed_query_blocking(q)?;
+            match dense.embedder().local() {
+                Some(model) => {
+                    let (_, timings) = model.embed_query_timed(q)?;
+                    tokenize.push(timings.tokenize);
+                    forward.push(timings.forward);
+                    pool.push(timings.pool);
+                    tokens += timings.tokens;
+                }
+                None => drop(dense.embedder().embed_query((*q).to_owned()).await?),
+            }
             time(&mut embed, started);
             let started = Instant::now();
             kb.search_ranked(q, 3, Ranking::Hybrid).await?;
@@ -140,6 +159,12 @@ pub async fn bench(settings: &Settings, cases: &Path, rounds: usize) -> anyhow::
         }
     }
     report("query embedding alone", embed);
+    if !forward.is_empty() {
+        println!("  of which ({:.1} tokens per question on average):", tokens as f64 / forward.len() as f64);
+        report("  tokenizer", tokenize);
+        report("  model forward pass", forward);
+        report("  pooling + normalising", pool);
+    }
     report("hybrid retrieval (whole)", hybrid);
     Ok(())
 }

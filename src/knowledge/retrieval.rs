@@ -15,11 +15,17 @@ use super::{
     sparse,
 };
 
-/// Which ranking to use; the evaluation compares all three.
+/// Which ranking to use; the evaluation compares them all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ranking {
+    /// BM25 over the in-memory chunks (no model needed).
     Lexical,
+    /// BM25 sparse vectors in the vector index.
+    Sparse,
     Dense,
+    /// Dense and sparse rankings fused by the index with RRF (for comparison).
+    Rrf,
+    /// Cosine similarity plus a lexical boost ([`fuse`]): what customers get.
     Hybrid,
 }
 
@@ -35,6 +41,11 @@ impl DenseRetrieval {
 
     pub fn embedder(&self) -> &Embedder {
         &self.embedder
+    }
+
+    /// Whether other replicas read the same index (a Qdrant server).
+    pub fn index_is_shared(&self) -> bool {
+        self.index.is_shared()
     }
 
     /// Makes the index hold exactly `chunks`: rebuilt from scratch if it is
@@ -81,27 +92,84 @@ impl DenseRetrieval {
         self.index.replace_article(article_id, points).await.map_err(|e| e.to_string())
     }
 
-    /// Chunks ranked by `mode`, with each one's cosine similarity.
-    pub async fn search(&self, query: &str, limit: usize, mode: QueryMode) -> Result<Vec<IndexHit>, String> {
+    /// Chunks ranked by `ranking` (not `Lexical`: that needs no index), each
+    /// with its cosine similarity where known.
+    pub async fn search(&self, query: &str, limit: usize, ranking: Ranking) -> Result<Vec<IndexHit>, String> {
         let vector = self.embedder.embed_query(query.to_owned()).await.map_err(|e| e.to_string())?;
-        let sparse = sparse::query(query);
-        let ranked = self.index.search(&vector, &sparse, limit, mode).await.map_err(|e| e.to_string())?;
-        if mode == QueryMode::Dense {
-            return Ok(ranked);
+        let words = sparse::query(query);
+        let (vector, words) = (&vector, &words);
+        let search =
+            |limit, mode| async move { self.index.search(vector, words, limit, mode).await.map_err(|e| e.to_string()) };
+        match ranking {
+            Ranking::Lexical | Ranking::Sparse => search(limit, QueryMode::Sparse).await,
+            Ranking::Dense => search(limit, QueryMode::Dense).await,
+            Ranking::Hybrid => {
+                let (dense, lexical) =
+                    (search(DENSE_DEPTH, QueryMode::Dense).await?, search(SPARSE_DEPTH, QueryMode::Sparse).await?);
+                Ok(fuse(dense, &lexical, limit))
+            }
+            Ranking::Rrf => {
+                let fused = search(limit, QueryMode::Rrf).await?;
+                // Rank fusion scores are not similarities; look the cosines up.
+                let dense = search(limit, QueryMode::Dense).await?;
+                let cosine: HashMap<(&str, usize), f32> =
+                    dense.iter().map(|h| ((h.article_id.as_str(), h.ordinal), h.score)).collect();
+                Ok(fused
+                    .into_iter()
+                    .map(|h| IndexHit { similarity: cosine.get(&(h.article_id.as_str(), h.ordinal)).copied(), ..h })
+                    .collect())
+            }
         }
-        // Fused scores are ranks, not similarities; the assistant's "is this
-        // an answer?" test needs the cosine, so look the ranked chunks up.
-        let dense = self.index.search(&vector, &sparse, limit, QueryMode::Dense).await.map_err(|e| e.to_string())?;
-        let similarity: HashMap<(String, usize), f32> =
-            dense.into_iter().map(|h| ((h.article_id, h.ordinal), h.score)).collect();
-        Ok(ranked
-            .into_iter()
-            .map(|h| {
-                let cosine = similarity.get(&(h.article_id.clone(), h.ordinal)).copied();
-                IndexHit { similarity: cosine, ..h }
-            })
-            .collect())
     }
+}
+
+/// How deep the dense ranking goes into fusion: every chunk that could matter.
+const DENSE_DEPTH: usize = 50;
+/// Only the few best lexical matches take part: further down, BM25 on a
+/// paraphrased question mostly matches filler words (BENCHMARKS.md).
+const SPARSE_DEPTH: usize = 5;
+/// What the best lexical match adds to a cosine similarity when ranking
+/// articles (the others in proportion to their BM25 score): enough to
+/// settle a near tie between meanings, too little to overturn a clear one.
+const LEXICAL_BOOST: f32 = 0.1;
+/// The same when choosing which passage of an article to quote: there the
+/// customer's own words are the better guide (a question that repeats a
+/// section's heading wants that section, not a shorter one nearby).
+const PASSAGE_BOOST: f32 = 0.3;
+
+/// Hybrid ranking: each chunk's cosine similarity plus a boost for being
+/// among the best lexical matches. A mix of scores rather than rank fusion:
+/// RRF treats the fifth lexical match of a question that shares no words
+/// with the answer like a real match, and lost to dense retrieval alone on
+/// held-out questions. Articles are ordered by their best chunk; within an
+/// article, chunks by [`PASSAGE_BOOST`], so its first chunk is the one to quote.
+pub fn fuse(dense: Vec<IndexHit>, lexical: &[IndexHit], limit: usize) -> Vec<IndexHit> {
+    let best = lexical.iter().map(|h| h.score).fold(0.0_f32, f32::max);
+    // A chunk outside the dense list is at most as similar as its last entry.
+    let floor = dense.last().map_or(0.0, |h| h.score);
+    // (hit with its cosine, share of the best lexical score)
+    let mut scored: Vec<(IndexHit, f32)> =
+        dense.into_iter().map(|h| (IndexHit { similarity: Some(h.score), ..h }, 0.0)).collect();
+    for hit in lexical.iter().filter(|_| best > 0.0) {
+        let share = hit.score / best;
+        match scored.iter_mut().find(|(f, _)| f.article_id == hit.article_id && f.ordinal == hit.ordinal) {
+            Some((_, found)) => *found = share,
+            None => scored.push((IndexHit { score: floor, similarity: None, ..hit.clone() }, share)),
+        }
+    }
+    let mut article_best: HashMap<String, f32> = HashMap::new();
+    for (hit, share) in &mut scored {
+        let passage = hit.score + PASSAGE_BOOST * *share;
+        hit.score += LEXICAL_BOOST * *share;
+        let best = article_best.entry(hit.article_id.clone()).or_insert(f32::MIN);
+        *best = best.max(hit.score);
+        *share = passage;
+    }
+    scored.sort_by(|(a, a_passage), (b, b_passage)| {
+        let (a_article, b_article) = (article_best[&a.article_id], article_best[&b.article_id]);
+        b_article.total_cmp(&a_article).then(a.article_id.cmp(&b.article_id)).then(b_passage.total_cmp(a_passage))
+    });
+    scored.into_iter().take(limit).map(|(hit, _)| hit).collect()
 }
 
 /// Turns index hits into passages: text from the lexical index (which holds
@@ -134,4 +202,50 @@ fn fingerprint(model: &str, chunks: &[Chunk]) -> String {
         text.push_str(&chunk.embedding_text());
     }
     super::articles::sha256_hex(text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(article: &str, score: f32) -> IndexHit {
+        IndexHit { article_id: article.into(), ordinal: 0, score, similarity: None }
+    }
+
+    fn order(hits: &[IndexHit]) -> Vec<&str> {
+        hits.iter().map(|h| h.article_id.as_str()).collect()
+    }
+
+    #[test]
+    fn a_lexical_match_settles_a_near_tie_in_meaning() {
+        let dense = vec![hit("shipping", 0.62), hit("returns", 0.60), hit("privacy", 0.30)];
+        let fused = fuse(dense, &[hit("returns", 7.0)], 10);
+        assert_eq!(order(&fused), ["returns", "shipping", "privacy"]);
+        assert_eq!(fused[0].similarity, Some(0.60), "the cosine is kept for the answer test");
+    }
+
+    #[test]
+    fn a_lexical_match_cannot_overturn_a_clear_difference_in_meaning() {
+        let dense = vec![hit("warranty", 0.71), hit("sizing", 0.40)];
+        let lexical = [hit("sizing", 9.0), hit("warranty", 1.0)];
+        assert_eq!(order(&fuse(dense, &lexical, 10)), ["warranty", "sizing"]);
+    }
+
+    #[test]
+    fn within_an_article_the_passage_with_the_customers_words_comes_first() {
+        let passage = |ordinal, score| IndexHit { ordinal, ..hit("refunds", score) };
+        let dense = vec![passage(5, 0.58), hit("payment-methods", 0.55), passage(0, 0.45)];
+        let fused = fuse(dense, &[passage(0, 8.0)], 10);
+        assert_eq!(order(&fused), ["refunds", "refunds", "payment-methods"]);
+        assert_eq!(fused[0].ordinal, 0, "the section the question names is quoted");
+    }
+
+    #[test]
+    fn a_chunk_only_words_found_joins_below_the_meanings_and_without_a_cosine() {
+        let dense = vec![hit("refunds", 0.5), hit("shipping", 0.2)];
+        let fused = fuse(dense, &[hit("gift-cards", 3.0)], 10);
+        assert_eq!(order(&fused), ["refunds", "gift-cards", "shipping"]);
+        assert_eq!(fused[1].similarity, None);
+        assert_eq!(fuse(Vec::new(), &[], 10).len(), 0);
+    }
 }

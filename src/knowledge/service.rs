@@ -4,7 +4,7 @@
 
 use std::{
     path::Path,
-    sync::{Arc, RwLock},
+    sync::{Arc, OnceLock, RwLock},
 };
 
 use indicatif::ProgressBar;
@@ -14,7 +14,6 @@ use super::{
     Article, ImportProblem, SourceFile,
     articles::{MAX_FILE_BYTES, is_valid_id, sha256_hex},
     chunking::{Chunk, chunk_article},
-    index::QueryMode,
     lexical::{Hit, LexicalIndex, best_per_article},
     retrieval::{DenseRetrieval, Ranking, to_hits},
 };
@@ -74,25 +73,53 @@ pub struct KnowledgeBase {
     /// The published articles' chunks, searched lexically; replaced whole
     /// (it is small) under a short lock, never held across an await.
     lexical: RwLock<Arc<LexicalIndex>>,
-    /// Embeddings and the vector index, when a model is available.
-    dense: Option<DenseRetrieval>,
+    /// Embeddings and the vector index, once a model is available.
+    dense: OnceLock<DenseRetrieval>,
+    /// `EMBEDDINGS` asked for a model: without one we serve, but not ready.
+    model_wanted: bool,
     /// Writers go one at a time, so the indexes change in the order the
     /// database did.
     writes: tokio::sync::Mutex<()>,
+    /// Names this instance in change notices to other replicas.
+    origin: String,
 }
 
 impl KnowledgeBase {
     /// Opens the knowledge base over the articles already in `db` and
-    /// brings the indexes up to date with them.
-    pub async fn open(db: Db, dense: Option<DenseRetrieval>, progress: &ProgressBar) -> Result<Self, KnowledgeError> {
+    /// brings the indexes up to date with them. `model_wanted` without
+    /// `dense`: lexical until [`Self::attach_dense`] succeeds.
+    pub async fn open(
+        db: Db,
+        dense: Option<DenseRetrieval>,
+        model_wanted: bool,
+        progress: &ProgressBar,
+    ) -> Result<Self, KnowledgeError> {
         let kb = Self {
             db,
             lexical: RwLock::new(Arc::new(LexicalIndex::new(Vec::new()))),
-            dense,
+            dense: dense.map(OnceLock::from).unwrap_or_default(),
+            model_wanted,
             writes: tokio::sync::Mutex::new(()),
+            origin: uuid::Uuid::new_v4().to_string(),
         };
         kb.reindex(false, progress).await?;
         Ok(kb)
+    }
+
+    /// Brings a model that was unavailable at start into service: the
+    /// vector index is synced with the articles, then queries use it.
+    pub async fn attach_dense(&self, dense: DenseRetrieval, progress: &ProgressBar) -> Result<(), KnowledgeError> {
+        let _write = self.writes.lock().await;
+        let chunks: Vec<Chunk> = published(self.db.kb_articles().await?).iter().flat_map(chunk_article).collect();
+        dense.sync(&chunks, false, progress).await.map_err(KnowledgeError::Index)?;
+        // Only this function sets it after `open`, under the write lock.
+        let _ = self.dense.set(dense);
+        Ok(())
+    }
+
+    /// A model was asked for and none is in service yet.
+    pub fn model_missing(&self) -> bool {
+        self.model_wanted && self.dense.get().is_none()
     }
 
     /// Rebuilds the lexical index from the database; the vector index too
@@ -101,7 +128,7 @@ impl KnowledgeBase {
         let _write = self.writes.lock().await;
         let articles = published(self.db.kb_articles().await?);
         let chunks: Vec<Chunk> = articles.iter().flat_map(chunk_article).collect();
-        if let Some(dense) = &self.dense {
+        if let Some(dense) = self.dense.get() {
             dense.sync(&chunks, force, progress).await.map_err(KnowledgeError::Index)?;
         }
         let count = articles.len();
@@ -110,7 +137,7 @@ impl KnowledgeBase {
     }
 
     pub fn dense(&self) -> Option<&DenseRetrieval> {
-        self.dense.as_ref()
+        self.dense.get()
     }
 
     /// How many published articles answers can come from.
@@ -135,20 +162,27 @@ impl KnowledgeBase {
     pub async fn search_ranked(&self, query: &str, limit: usize, ranking: Ranking) -> Result<Vec<Hit>, KnowledgeError> {
         let index = self.lexical_index();
         let lexical = index.search_chunks(query);
-        let mode = match (ranking, &self.dense) {
-            (Ranking::Dense, Some(_)) => QueryMode::Dense,
-            (Ranking::Hybrid, Some(_)) => QueryMode::Hybrid,
+        let dense = match self.dense.get() {
+            Some(dense) if ranking != Ranking::Lexical => dense,
             _ => {
                 let mut hits = best_per_article(lexical);
                 hits.truncate(limit);
                 return Ok(hits);
             }
         };
-        let dense = self.dense.as_ref().ok_or_else(|| KnowledgeError::Index("no model".into()))?;
         // Several chunks of one article may rank high; look deep enough to
         // still fill `limit` distinct articles.
-        let ranked = dense.search(query, limit.max(1) * 8, mode).await.map_err(KnowledgeError::Index)?;
-        let mut hits = best_per_article(to_hits(&ranked, &lexical, &index));
+        let ranked = match dense.search(query, limit.max(1) * 8, ranking).await {
+            Ok(ranked) => to_hits(&ranked, &lexical, &index),
+            // A customer is waiting: an unreachable embeddings endpoint or
+            // index degrades the answer to lexical, it does not fail it.
+            Err(error) if ranking == Ranking::Hybrid => {
+                tracing::warn!(%error, "dense retrieval failed; answering from lexical search alone");
+                lexical
+            }
+            Err(error) => return Err(KnowledgeError::Index(error)),
+        };
+        let mut hits = best_per_article(ranked);
         hits.truncate(limit);
         Ok(hits)
     }
@@ -282,20 +316,40 @@ impl KnowledgeBase {
         base: Option<i64>,
     ) -> Result<ArticleRecord, KnowledgeError> {
         let content_hash = content_hash(fields);
-        let write = ArticleWrite { id, fields, content_hash: &content_hash, file_hash, author, changes };
+        let origin = &self.origin;
+        let write = ArticleWrite { origin, id, fields, content_hash: &content_hash, file_hash, author, changes };
         self.db.kb_write(write, base).await?.ok_or_else(|| {
             KnowledgeError::Conflict("the article changed while this edit was being saved; try again".into())
         })
     }
 
+    /// Another replica changed an article (`payload`: `"<origin> <id>"`, from
+    /// the database's change notice): re-index it here. A shared Qdrant
+    /// server already holds the writer's vectors; an embedded index does not.
+    pub async fn apply_remote_change(&self, payload: &str) -> Result<(), KnowledgeError> {
+        let Some((origin, id)) = payload.split_once(' ') else { return Ok(()) };
+        if origin == self.origin {
+            return Ok(());
+        }
+        let _write = self.writes.lock().await;
+        let record = self.db.kb_article(id).await?;
+        let Some(record) = record else { return Ok(()) };
+        let shared = self.dense.get().is_some_and(DenseRetrieval::index_is_shared);
+        self.index_record(&record, !shared).await
+    }
+
     /// Puts one article's current state into the indexes: its chunks if it
     /// is published, nothing if it is a draft or deleted.
     async fn index_article(&self, record: &ArticleRecord) -> Result<(), KnowledgeError> {
+        self.index_record(record, true).await
+    }
+
+    async fn index_record(&self, record: &ArticleRecord, with_vectors: bool) -> Result<(), KnowledgeError> {
         let chunks = match record.fields.status.as_str() {
             "published" => chunk_article(&to_article(record)),
             _ => Vec::new(),
         };
-        if let Some(dense) = &self.dense {
+        if let Some(dense) = self.dense.get().filter(|_| with_vectors) {
             dense.replace_article(&record.id, &chunks).await.map_err(KnowledgeError::Index)?;
         }
         let current = self.lexical_index();

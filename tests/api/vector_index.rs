@@ -38,7 +38,9 @@ async fn honours_the_contract(index: &dyn VectorIndex) {
     assert!(dense[0].similarity.unwrap() > 0.99);
     let words = index.search(&near_boots, &sparse::query("tent"), 3, QueryMode::Sparse).await.unwrap();
     assert_eq!(words[0].article_id, "tents", "words rank by words: {words:?}");
-    let hybrid = index.search(&near_boots, &sparse::query("tent"), 3, QueryMode::Hybrid).await.unwrap();
+    assert!(words[0].score > 0.0, "lexical scores are BM25, best first: {words:?}");
+    assert!(words.windows(2).all(|w| w[0].score >= w[1].score), "{words:?}");
+    let hybrid = index.search(&near_boots, &sparse::query("tent"), 3, QueryMode::Rrf).await.unwrap();
     assert_eq!(hybrid.len(), 3, "fusion keeps candidates from both rankings: {hybrid:?}");
 
     // Replacing an article drops its old chunks; fingerprints come back on reopen.

@@ -1,28 +1,20 @@
-//! Sentence embeddings in-process: a BERT-family model (all-MiniLM-L6-v2 by
-//! default) run with candle on the CPU, mean-pooled over real tokens only
-//! and normalised, so a dot product is a cosine similarity.
+//! Sentence embeddings: a BERT-family model run in-process ([`local`], the
+//! default) or an OpenAI-compatible embeddings endpoint ([`openai`]). Both
+//! give normalised vectors, so a dot product is a cosine similarity.
 //!
-//! Model work is CPU-bound, so it runs on the blocking pool, never on the
-//! async runtime. Documents are embedded in batches padded to their longest
-//! member; a single query is not padded at all. The model's own
-//! `tokenizer.json` pads everything to 128 tokens, which would make a short
-//! question cost as much as a long one (and, pooled without the mask, would
-//! drown its meaning in padding).
+//! Local model work is CPU-bound, so it runs on the blocking pool, never on
+//! the async runtime.
 
 pub mod fetch;
+pub mod local;
+pub mod openai;
 
 use std::{path::Path, sync::Arc};
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
-use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+use local::LocalModel;
+use openai::OpenAiEmbeddings;
 
-/// all-MiniLM-L6-v2 was trained on up to 256 word pieces; longer input is cut.
-const MAX_TOKENS: usize = 256;
-/// Documents per forward pass: big enough to amortise, small enough that
-/// padding to the longest in the batch wastes little.
-const BATCH: usize = 16;
+use crate::config::Secret;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddingError {
@@ -34,87 +26,75 @@ pub enum EmbeddingError {
     Tokenizer(String),
     #[error("the embedding task failed: {0}")]
     Task(String),
+    #[error("the embeddings endpoint failed: {0}")]
+    Remote(String),
 }
 
-/// A loaded model; cheap to share.
+/// A model, loaded or reachable; cheap to share.
 pub struct Embedder {
-    inner: Arc<Model>,
-}
-
-struct Model {
-    bert: BertModel,
-    /// Pads a batch to its longest member.
-    batch_tokenizer: Tokenizer,
-    /// Never pads: one query is its own length.
-    query_tokenizer: Tokenizer,
+    backend: Backend,
+    /// Names the model exactly: an index built with another is rebuilt.
     id: String,
     dimension: usize,
 }
 
-impl Embedder {
-    /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `dir`.
-    pub fn load(dir: &Path) -> Result<Self, EmbeddingError> {
-        let load_err = |reason: String| EmbeddingError::Load { path: dir.display().to_string(), reason };
-        let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| load_err(format!("{name}: {e}")));
-        let config_bytes = read("config.json")?;
-        let config: Config =
-            serde_json::from_slice(&config_bytes).map_err(|e| load_err(format!("config.json: {e}")))?;
-        let tokenizer_bytes = read("tokenizer.json")?;
-        let mut query_tokenizer =
-            Tokenizer::from_bytes(&tokenizer_bytes).map_err(|e| load_err(format!("tokenizer.json: {e}")))?;
-        query_tokenizer
-            .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..TruncationParams::default() }))
-            .map_err(|e| load_err(format!("tokenizer.json: {e}")))?;
-        query_tokenizer.with_padding(None);
-        let mut batch_tokenizer = query_tokenizer.clone();
-        batch_tokenizer
-            .with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..PaddingParams::default() }));
+enum Backend {
+    Local(Arc<LocalModel>),
+    OpenAi(Box<OpenAiEmbeddings>),
+}
 
-        let weights = dir.join("model.safetensors");
-        let size = std::fs::metadata(&weights).map_err(|e| load_err(format!("model.safetensors: {e}")))?.len();
-        // SAFETY: the weights file is mapped read-only and this process
-        // never writes it; the model is only ever replaced by a rename.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &Device::Cpu)? };
-        let bert = BertModel::load(vb, &config)?;
-        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let digest =
-            super::articles::sha256_hex(&[config_bytes, tokenizer_bytes, size.to_le_bytes().to_vec()].concat());
-        let id = format!("{name}@{}", &digest[..16]);
-        let dimension = config.hidden_size;
-        Ok(Self { inner: Arc::new(Model { bert, batch_tokenizer, query_tokenizer, id, dimension }) })
+impl Embedder {
+    /// The local model in `dir` (`config.json`, `tokenizer.json`,
+    /// `model.safetensors`).
+    pub fn load(dir: &Path) -> Result<Self, EmbeddingError> {
+        let model = LocalModel::load(dir)?;
+        let (id, dimension) = (model.id.clone(), model.dimension);
+        Ok(Self { backend: Backend::Local(Arc::new(model)), id, dimension })
     }
 
-    /// Names the model and its exact files: an index built with another
-    /// model is rebuilt.
+    /// `model` behind an OpenAI-compatible API. One probe request learns the
+    /// vector size and proves the endpoint and key work before we serve.
+    pub async fn connect_openai(base_url: &str, api_key: Option<&Secret>, model: &str) -> Result<Self, EmbeddingError> {
+        let remote = OpenAiEmbeddings::new(base_url, api_key, model)?;
+        let dimension = remote.embed_query("dimension probe".into()).await?.len();
+        let id = format!("openai:{model}@{base_url}");
+        Ok(Self { backend: Backend::OpenAi(Box::new(remote)), id, dimension })
+    }
+
     pub fn model_id(&self) -> &str {
-        &self.inner.id
+        &self.id
     }
 
     pub fn dimension(&self) -> usize {
-        self.inner.dimension
+        self.dimension
+    }
+
+    /// The in-process model, if that is what this is (`kb bench` times its stages).
+    pub fn local(&self) -> Option<&LocalModel> {
+        match &self.backend {
+            Backend::Local(model) => Some(model),
+            Backend::OpenAi(_) => None,
+        }
     }
 
     pub async fn embed_query(&self, text: String) -> Result<Vec<f32>, EmbeddingError> {
-        let model = self.inner.clone();
-        run_blocking(move || model.embed_one(&text)).await
+        match &self.backend {
+            Backend::Local(model) => {
+                let model = model.clone();
+                run_blocking(move || model.embed_query(&text)).await
+            }
+            Backend::OpenAi(remote) => remote.embed_query(text).await,
+        }
     }
 
     pub async fn embed_documents(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbeddingError> {
-        let model = self.inner.clone();
-        run_blocking(move || {
-            let mut vectors = Vec::with_capacity(texts.len());
-            for batch in texts.chunks(BATCH) {
-                vectors.extend(model.embed_batch(batch)?);
+        match &self.backend {
+            Backend::Local(model) => {
+                let model = model.clone();
+                run_blocking(move || model.embed_documents(&texts)).await
             }
-            Ok(vectors)
-        })
-        .await
-    }
-
-    /// The same as [`Self::embed_query`], on the calling thread: for
-    /// benchmarks and evaluation, which are not on a runtime.
-    pub fn embed_query_blocking(&self, text: &str) -> Result<Vec<f32>, EmbeddingError> {
-        self.inner.embed_one(text)
+            Backend::OpenAi(remote) => remote.embed_documents(texts).await,
+        }
     }
 }
 
@@ -124,38 +104,11 @@ async fn run_blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(work).await.map_err(|e| EmbeddingError::Task(e.to_string()))?
 }
 
-impl Model {
-    fn embed_one(&self, text: &str) -> Result<Vec<f32>, EmbeddingError> {
-        let encoding = self.query_tokenizer.encode(text, true).map_err(|e| EmbeddingError::Tokenizer(e.to_string()))?;
-        let ids = Tensor::new(encoding.get_ids(), &Device::Cpu)?.unsqueeze(0)?;
-        let types = ids.zeros_like()?;
-        // No padding, so every token is real: a plain mean is the masked mean.
-        let hidden = self.bert.forward(&ids, &types, None)?;
-        let pooled = hidden.mean(1)?;
-        Ok(normalise(pooled)?.squeeze(0)?.to_vec1()?)
+/// Scales `v` to unit length (a zero vector stays zero).
+fn normalise(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
     }
-
-    fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbeddingError> {
-        let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
-        let encodings =
-            self.batch_tokenizer.encode_batch(inputs, true).map_err(|e| EmbeddingError::Tokenizer(e.to_string()))?;
-        let rows = |f: fn(&tokenizers::Encoding) -> &[u32]| -> Result<Tensor, candle_core::Error> {
-            let rows = encodings.iter().map(|e| Tensor::new(f(e), &Device::Cpu)).collect::<Result<Vec<_>, _>>()?;
-            Tensor::stack(&rows, 0)
-        };
-        let ids = rows(tokenizers::Encoding::get_ids)?;
-        let mask = rows(tokenizers::Encoding::get_attention_mask)?;
-        let hidden = self.bert.forward(&ids, &ids.zeros_like()?, Some(&mask))?;
-        // Mean over real tokens only: padding must not dilute the meaning.
-        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
-        let counts = mask.sum(1)?;
-        let pooled = summed.broadcast_div(&counts)?;
-        Ok(normalise(pooled)?.to_vec2()?)
-    }
-}
-
-fn normalise(v: Tensor) -> Result<Tensor, candle_core::Error> {
-    let norm = v.sqr()?.sum_keepdim(1)?.sqrt()?;
-    v.broadcast_div(&norm)
+    v
 }

@@ -103,6 +103,10 @@ fn nearest(vector: VectorInternal, using: &str) -> ScoringQuery {
 
 #[async_trait]
 impl VectorIndex for EdgeIndex {
+    fn is_shared(&self) -> bool {
+        false
+    }
+
     async fn prepare(
         &self,
         model: &str,
@@ -187,7 +191,7 @@ impl VectorIndex for EdgeIndex {
         let (prefetches, query) = match mode {
             QueryMode::Dense => (Vec::new(), dense_query),
             QueryMode::Sparse => (Vec::new(), sparse_query),
-            QueryMode::Hybrid => {
+            QueryMode::Rrf => {
                 let prefetch = |query| Prefetch {
                     prefetches: Vec::new(),
                     query: Some(query),

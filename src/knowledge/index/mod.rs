@@ -43,7 +43,7 @@ pub enum QueryMode {
     Dense,
     Sparse,
     /// Dense and sparse rankings fused with RRF.
-    Hybrid,
+    Rrf,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +57,9 @@ pub struct IndexHit {
 
 #[async_trait]
 pub trait VectorIndex: Send + Sync {
+    /// Every replica sees the same points (a server), rather than its own copy.
+    fn is_shared(&self) -> bool;
+
     /// Readies the index for `model`: wiped and recreated when it is
     /// missing, from another model or `rebuild` is set. Returns each stored
     /// article's fingerprint, so the caller re-embeds only what changed.

@@ -60,6 +60,10 @@ fn integer(payload: &HashMap<String, Value>, key: &str) -> Option<usize> {
 
 #[async_trait]
 impl VectorIndex for RemoteIndex {
+    fn is_shared(&self) -> bool {
+        true
+    }
+
     #[tracing::instrument(skip(self))]
     async fn prepare(
         &self,
@@ -150,7 +154,7 @@ impl VectorIndex for RemoteIndex {
         let request = match mode {
             QueryMode::Dense => base.query(dense_query).using(DENSE),
             QueryMode::Sparse => base.query(sparse_query).using(SPARSE),
-            QueryMode::Hybrid => base
+            QueryMode::Rrf => base
                 .add_prefetch(
                     PrefetchQueryBuilder::default().query(dense_query).using(DENSE).limit(PREFETCH_LIMIT as u64),
                 )

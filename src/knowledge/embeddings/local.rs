@@ -1,0 +1,130 @@
+//! A BERT-family sentence model (all-MiniLM-L6-v2 by default) run in-process
+//! with candle on the CPU, mean-pooled over real tokens only and normalised.
+//!
+//! Documents are embedded in batches padded to their longest member; a
+//! single query is not padded at all. The model's own `tokenizer.json` pads
+//! everything to 128 tokens, which would make a short question cost as much
+//! as a long one (and, pooled without the mask, would drown its meaning in
+//! padding).
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
+
+use super::{EmbeddingError, normalise};
+
+/// all-MiniLM-L6-v2 was trained on up to 256 word pieces; longer input is cut.
+const MAX_TOKENS: usize = 256;
+/// Documents per forward pass: big enough to amortise, small enough that
+/// padding to the longest in the batch wastes little.
+const BATCH: usize = 16;
+
+pub struct LocalModel {
+    bert: BertModel,
+    /// Pads a batch to its longest member.
+    batch_tokenizer: Tokenizer,
+    /// Never pads: one query is its own length.
+    query_tokenizer: Tokenizer,
+    pub(super) id: String,
+    pub(super) dimension: usize,
+}
+
+/// Where one query's embedding time goes (`kb bench`).
+#[derive(Debug, Clone, Copy)]
+pub struct QueryTimings {
+    pub tokens: usize,
+    pub tokenize: Duration,
+    pub forward: Duration,
+    pub pool: Duration,
+}
+
+impl LocalModel {
+    /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `dir`.
+    pub fn load(dir: &Path) -> Result<Self, EmbeddingError> {
+        let load_err = |reason: String| EmbeddingError::Load { path: dir.display().to_string(), reason };
+        let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| load_err(format!("{name}: {e}")));
+        let config_bytes = read("config.json")?;
+        let config: Config =
+            serde_json::from_slice(&config_bytes).map_err(|e| load_err(format!("config.json: {e}")))?;
+        let tokenizer_bytes = read("tokenizer.json")?;
+        let mut query_tokenizer =
+            Tokenizer::from_bytes(&tokenizer_bytes).map_err(|e| load_err(format!("tokenizer.json: {e}")))?;
+        query_tokenizer
+            .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..TruncationParams::default() }))
+            .map_err(|e| load_err(format!("tokenizer.json: {e}")))?;
+        query_tokenizer.with_padding(None);
+        let mut batch_tokenizer = query_tokenizer.clone();
+        batch_tokenizer
+            .with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..PaddingParams::default() }));
+
+        let weights = dir.join("model.safetensors");
+        let size = std::fs::metadata(&weights).map_err(|e| load_err(format!("model.safetensors: {e}")))?.len();
+        // SAFETY: the weights file is mapped read-only and this process
+        // never writes it; the model is only ever replaced by a rename.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &Device::Cpu)? };
+        let bert = BertModel::load(vb, &config)?;
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let digest = crate::knowledge::articles::sha256_hex(
+            &[config_bytes, tokenizer_bytes, size.to_le_bytes().to_vec()].concat(),
+        );
+        let id = format!("{name}@{}", &digest[..16]);
+        Ok(Self { bert, batch_tokenizer, query_tokenizer, id, dimension: config.hidden_size })
+    }
+
+    pub fn embed_query(&self, text: &str) -> Result<Vec<f32>, EmbeddingError> {
+        self.embed_query_timed(text).map(|(vector, _)| vector)
+    }
+
+    /// [`Self::embed_query`], timing each stage.
+    pub fn embed_query_timed(&self, text: &str) -> Result<(Vec<f32>, QueryTimings), EmbeddingError> {
+        let started = Instant::now();
+        let encoding = self.query_tokenizer.encode(text, true).map_err(|e| EmbeddingError::Tokenizer(e.to_string()))?;
+        let tokenized = Instant::now();
+        let ids = Tensor::new(encoding.get_ids(), &Device::Cpu)?.unsqueeze(0)?;
+        let types = ids.zeros_like()?;
+        let hidden = self.bert.forward(&ids, &types, None)?;
+        let forwarded = Instant::now();
+        // No padding, so every token is real: a plain mean is the masked mean.
+        let vector = normalise(hidden.mean(1)?.squeeze(0)?.to_vec1()?);
+        let timings = QueryTimings {
+            tokens: encoding.get_ids().len(),
+            tokenize: tokenized - started,
+            forward: forwarded - tokenized,
+            pool: forwarded.elapsed(),
+        };
+        Ok((vector, timings))
+    }
+
+    pub fn embed_documents(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbeddingError> {
+        let mut vectors = Vec::with_capacity(texts.len());
+        for batch in texts.chunks(BATCH) {
+            vectors.extend(self.embed_batch(batch)?);
+        }
+        Ok(vectors)
+    }
+
+    fn embed_batch(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbeddingError> {
+        let inputs: Vec<&str> = texts.iter().map(String::as_str).collect();
+        let encodings =
+            self.batch_tokenizer.encode_batch(inputs, true).map_err(|e| EmbeddingError::Tokenizer(e.to_string()))?;
+        let rows = |f: fn(&tokenizers::Encoding) -> &[u32]| -> Result<Tensor, candle_core::Error> {
+            let rows = encodings.iter().map(|e| Tensor::new(f(e), &Device::Cpu)).collect::<Result<Vec<_>, _>>()?;
+            Tensor::stack(&rows, 0)
+        };
+        let ids = rows(tokenizers::Encoding::get_ids)?;
+        let mask = rows(tokenizers::Encoding::get_attention_mask)?;
+        let hidden = self.bert.forward(&ids, &ids.zeros_like()?, Some(&mask))?;
+        // Mean over real tokens only: padding must not dilute the meaning.
+        let mask = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let summed = hidden.broadcast_mul(&mask)?.sum(1)?;
+        let counts = mask.sum(1)?;
+        let pooled: Vec<Vec<f32>> = summed.broadcast_div(&counts)?.to_vec2()?;
+        Ok(pooled.into_iter().map(normalise).collect())
+    }
+}
