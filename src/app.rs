@@ -270,7 +270,8 @@ async fn keep_trying_the_model(settings: Settings, knowledge: Arc<KnowledgeBase>
         };
         match attached {
             Ok(()) => tracing::info!("the embedding model is in service: retrieval is hybrid"),
-            Err(reason) => tracing::warn!(retry_in = ?wait, "still no embedding model ({reason})"),
+            // Start-up already warned once; a line a minute would drown the log.
+            Err(reason) => tracing::debug!(retry_in = ?wait, "still no embedding model ({reason})"),
         }
     }
 }

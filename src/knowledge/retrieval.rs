@@ -10,7 +10,7 @@ use indicatif::ProgressBar;
 use super::{
     chunking::Chunk,
     embeddings::Embedder,
-    index::{IndexHit, IndexedChunk, QueryMode, VectorIndex},
+    index::{IndexHit, IndexQuery, IndexedChunk, VectorIndex},
     lexical::{Hit, LexicalIndex},
     sparse,
 };
@@ -92,26 +92,29 @@ impl DenseRetrieval {
         self.index.replace_article(article_id, points).await.map_err(|e| e.to_string())
     }
 
-    /// Chunks ranked by `ranking` (not `Lexical`: that needs no index), each
-    /// with its cosine similarity where known.
+    /// Chunks ranked by `ranking` (`Lexical` is taken as `Sparse`: the
+    /// in-memory ranking needs no index), each with its cosine where known.
     pub async fn search(&self, query: &str, limit: usize, ranking: Ranking) -> Result<Vec<IndexHit>, String> {
-        let vector = self.embedder.embed_query(query.to_owned()).await.map_err(|e| e.to_string())?;
         let words = sparse::query(query);
-        let (vector, words) = (&vector, &words);
-        let search =
-            |limit, mode| async move { self.index.search(vector, words, limit, mode).await.map_err(|e| e.to_string()) };
-        match ranking {
-            Ranking::Lexical | Ranking::Sparse => search(limit, QueryMode::Sparse).await,
-            Ranking::Dense => search(limit, QueryMode::Dense).await,
-            Ranking::Hybrid => {
-                let (dense, lexical) =
-                    (search(DENSE_DEPTH, QueryMode::Dense).await?, search(SPARSE_DEPTH, QueryMode::Sparse).await?);
-                Ok(fuse(dense, &lexical, limit))
+        let search = |query, limit| async move { self.index.search(query, limit).await.map_err(|e| e.to_string()) };
+        if matches!(ranking, Ranking::Lexical | Ranking::Sparse) {
+            return search(IndexQuery::Sparse(&words), limit).await;
+        }
+        // The word ranking needs no embedding: it runs while the model works.
+        let lexical = async {
+            match ranking {
+                Ranking::Hybrid => search(IndexQuery::Sparse(&words), SPARSE_DEPTH).await,
+                _ => Ok(Vec::new()),
             }
+        };
+        let embedded = async { self.embedder.embed_query(query.to_owned()).await.map_err(|e| e.to_string()) };
+        let (vector, lexical) = tokio::try_join!(embedded, lexical)?;
+        match ranking {
+            Ranking::Hybrid => Ok(fuse(search(IndexQuery::Dense(&vector), DENSE_DEPTH).await?, &lexical, limit)),
             Ranking::Rrf => {
-                let fused = search(limit, QueryMode::Rrf).await?;
+                let fused = search(IndexQuery::Rrf(&vector, &words), limit).await?;
                 // Rank fusion scores are not similarities; look the cosines up.
-                let dense = search(limit, QueryMode::Dense).await?;
+                let dense = search(IndexQuery::Dense(&vector), limit).await?;
                 let cosine: HashMap<(&str, usize), f32> =
                     dense.iter().map(|h| ((h.article_id.as_str(), h.ordinal), h.score)).collect();
                 Ok(fused
@@ -119,6 +122,7 @@ impl DenseRetrieval {
                     .map(|h| IndexHit { similarity: cosine.get(&(h.article_id.as_str(), h.ordinal)).copied(), ..h })
                     .collect())
             }
+            _ => search(IndexQuery::Dense(&vector), limit).await,
         }
     }
 }

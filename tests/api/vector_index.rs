@@ -3,7 +3,7 @@
 //! `QDRANT_URL` points at one.
 
 use storefront_assistant::knowledge::{
-    index::{IndexedChunk, QueryMode, VectorIndex, edge::EdgeIndex, remote::RemoteIndex},
+    index::{IndexQuery, IndexedChunk, VectorIndex, edge::EdgeIndex, remote::RemoteIndex},
     sparse,
 };
 
@@ -33,19 +33,19 @@ async fn honours_the_contract(index: &dyn VectorIndex) {
     index.replace_article("tents", vec![chunk("tents", 0, [0.0, 1.0, 0.0, 0.0], "two person tent")]).await.unwrap();
 
     let near_boots = [0.95, 0.05, 0.0, 0.0];
-    let dense = index.search(&near_boots, &sparse::query("tent"), 3, QueryMode::Dense).await.unwrap();
+    let dense = index.search(IndexQuery::Dense(&near_boots), 3).await.unwrap();
     assert_eq!((dense[0].article_id.as_str(), dense[0].ordinal), ("boots", 0));
     assert!(dense[0].similarity.unwrap() > 0.99);
-    let words = index.search(&near_boots, &sparse::query("tent"), 3, QueryMode::Sparse).await.unwrap();
+    let words = index.search(IndexQuery::Sparse(&sparse::query("tent")), 3).await.unwrap();
     assert_eq!(words[0].article_id, "tents", "words rank by words: {words:?}");
     assert!(words[0].score > 0.0, "lexical scores are BM25, best first: {words:?}");
     assert!(words.windows(2).all(|w| w[0].score >= w[1].score), "{words:?}");
-    let hybrid = index.search(&near_boots, &sparse::query("tent"), 3, QueryMode::Rrf).await.unwrap();
+    let hybrid = index.search(IndexQuery::Rrf(&near_boots, &sparse::query("tent")), 3).await.unwrap();
     assert_eq!(hybrid.len(), 3, "fusion keeps candidates from both rankings: {hybrid:?}");
 
     // Replacing an article drops its old chunks; fingerprints come back on reopen.
     index.replace_article("boots", vec![chunk("boots", 0, [1.0, 0.0, 0.0, 0.0], "boots")]).await.unwrap();
-    let all = index.search(&near_boots, &sparse::query("boots"), 10, QueryMode::Dense).await.unwrap();
+    let all = index.search(IndexQuery::Dense(&near_boots), 10).await.unwrap();
     assert_eq!(all.iter().filter(|h| h.article_id == "boots").count(), 1, "{all:?}");
     index.delete_article("tents").await.unwrap();
     let stored = index.prepare("test-model", 4, false).await.unwrap();

@@ -35,6 +35,15 @@ pub struct LocalModel {
     pub(super) dimension: usize,
 }
 
+/// How linear layers' weights sit in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WeightLayout {
+    /// As in the file: `[out, in]`, repacked by the matrix library per call.
+    AsStored,
+    /// `[in, out]` in memory (see [`transposed_storage`]): what the service uses.
+    Transposed,
+}
+
 /// Where one query's embedding time goes (`kb bench`).
 #[derive(Debug, Clone, Copy)]
 pub struct QueryTimings {
@@ -47,6 +56,11 @@ pub struct QueryTimings {
 impl LocalModel {
     /// Loads `config.json`, `tokenizer.json` and `model.safetensors` from `dir`.
     pub fn load(dir: &Path) -> Result<Self, EmbeddingError> {
+        Self::load_with_layout(dir, WeightLayout::Transposed)
+    }
+
+    /// [`Self::load`] with a chosen weight layout (`kb bench` compares them).
+    pub fn load_with_layout(dir: &Path, layout: WeightLayout) -> Result<Self, EmbeddingError> {
         let load_err = |reason: String| EmbeddingError::Load { path: dir.display().to_string(), reason };
         let read = |name: &str| std::fs::read(dir.join(name)).map_err(|e| load_err(format!("{name}: {e}")));
         let config_bytes = read("config.json")?;
@@ -65,10 +79,14 @@ impl LocalModel {
 
         let weights = dir.join("model.safetensors");
         let size = std::fs::metadata(&weights).map_err(|e| load_err(format!("model.safetensors: {e}")))?.len();
-        // SAFETY: the weights file is mapped read-only and this process
-        // never writes it; the model is only ever replaced by a rename.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[&weights], DType::F32, &Device::Cpu)? };
-        let bert = BertModel::load(vb, &config)?;
+        let mut tensors = candle_core::safetensors::load(&weights, &Device::Cpu)?;
+        for (name, tensor) in &mut tensors {
+            let linear = tensor.rank() == 2 && name.ends_with(".weight") && !name.contains("embeddings");
+            if linear && layout == WeightLayout::Transposed {
+                *tensor = transposed_storage(tensor)?;
+            }
+        }
+        let bert = BertModel::load(VarBuilder::from_tensors(tensors, DType::F32, &Device::Cpu), &config)?;
         let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         let digest = crate::knowledge::articles::sha256_hex(
             &[config_bytes, tokenizer_bytes, size.to_le_bytes().to_vec()].concat(),
@@ -127,4 +145,12 @@ impl LocalModel {
         let pooled: Vec<Vec<f32>> = summed.broadcast_div(&counts)?.to_vec2()?;
         Ok(pooled.into_iter().map(normalise).collect())
     }
+}
+
+/// The same matrix, stored transposed. A linear layer multiplies by its
+/// weight's transpose; stored this way that transpose is contiguous, and
+/// the matrix library reads it in place instead of repacking every weight
+/// on every call, which was more than half of a short query's time.
+fn transposed_storage(weight: &Tensor) -> Result<Tensor, candle_core::Error> {
+    weight.t()?.contiguous()?.t()
 }

@@ -18,7 +18,7 @@ use qdrant_edge::{
 use serde_json::json;
 
 use super::{
-    DENSE, IndexError, IndexHit, IndexedChunk, PREFETCH_LIMIT, QueryMode, RRF_K, SPARSE, VectorIndex, point_id,
+    DENSE, IndexError, IndexHit, IndexQuery, IndexedChunk, PREFETCH_LIMIT, RRF_K, SPARSE, VectorIndex, point_id,
 };
 use crate::knowledge::sparse::SparseVec;
 
@@ -179,19 +179,14 @@ impl VectorIndex for EdgeIndex {
         .await
     }
 
-    async fn search(
-        &self,
-        dense: &[f32],
-        sparse: &SparseVec,
-        limit: usize,
-        mode: QueryMode,
-    ) -> Result<Vec<IndexHit>, IndexError> {
-        let dense_query = nearest(VectorInternal::Dense(dense.to_vec()), DENSE);
-        let sparse_query = nearest(sparse_query(sparse)?, SPARSE);
-        let (prefetches, query) = match mode {
-            QueryMode::Dense => (Vec::new(), dense_query),
-            QueryMode::Sparse => (Vec::new(), sparse_query),
-            QueryMode::Rrf => {
+    async fn search(&self, query: IndexQuery<'_>, limit: usize) -> Result<Vec<IndexHit>, IndexError> {
+        let dense_query = |dense: &[f32]| nearest(VectorInternal::Dense(dense.to_vec()), DENSE);
+        let sparse_query = |sparse| Ok::<_, IndexError>(nearest(sparse_query(sparse)?, SPARSE));
+        let is_dense = matches!(query, IndexQuery::Dense(_));
+        let (prefetches, query) = match query {
+            IndexQuery::Dense(dense) => (Vec::new(), dense_query(dense)),
+            IndexQuery::Sparse(sparse) => (Vec::new(), sparse_query(sparse)?),
+            IndexQuery::Rrf(dense, sparse) => {
                 let prefetch = |query| Prefetch {
                     prefetches: Vec::new(),
                     query: Some(query),
@@ -201,7 +196,7 @@ impl VectorIndex for EdgeIndex {
                     score_threshold: None,
                 };
                 let fusion = ScoringQuery::Fusion(Fusion::Rrf { k: RRF_K, weights: None });
-                (vec![prefetch(dense_query), prefetch(sparse_query)], fusion)
+                (vec![prefetch(dense_query(dense)), prefetch(sparse_query(sparse)?)], fusion)
             }
         };
         let request = QueryRequest {
@@ -227,7 +222,7 @@ impl VectorIndex for EdgeIndex {
                         article_id: payload.get("article_id")?.as_str()?.to_owned(),
                         ordinal: usize::try_from(payload.get("ordinal")?.as_u64()?).ok()?,
                         score: p.score,
-                        similarity: (mode == QueryMode::Dense).then_some(p.score),
+                        similarity: is_dense.then_some(p.score),
                     })
                 })
                 .collect())

@@ -38,12 +38,15 @@ pub struct IndexedChunk {
     pub fingerprint: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum QueryMode {
-    Dense,
-    Sparse,
-    /// Dense and sparse rankings fused with RRF.
-    Rrf,
+/// What to rank chunks by.
+#[derive(Debug, Clone, Copy)]
+pub enum IndexQuery<'a> {
+    /// Cosine similarity to a question's embedding.
+    Dense(&'a [f32]),
+    /// BM25 against a question's words.
+    Sparse(&'a SparseVec),
+    /// Both rankings fused by the index with RRF.
+    Rrf(&'a [f32], &'a SparseVec),
 }
 
 #[derive(Debug, Clone)]
@@ -77,13 +80,9 @@ pub trait VectorIndex: Send + Sync {
         self.replace_article(article_id, Vec::new()).await
     }
 
-    async fn search(
-        &self,
-        dense: &[f32],
-        sparse: &SparseVec,
-        limit: usize,
-        mode: QueryMode,
-    ) -> Result<Vec<IndexHit>, IndexError>;
+    /// The best `limit` chunks, best first; a dense query's hits carry their
+    /// cosine as `similarity`.
+    async fn search(&self, query: IndexQuery<'_>, limit: usize) -> Result<Vec<IndexHit>, IndexError>;
 }
 
 /// A stable point id per chunk, so re-writing a chunk replaces it.

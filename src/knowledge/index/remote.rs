@@ -8,14 +8,16 @@ use async_trait::async_trait;
 use qdrant_client::{
     Qdrant,
     qdrant::{
-        Condition, CreateCollectionBuilder, DeleteCollectionBuilder, DeletePointsBuilder, Distance, Filter, Fusion,
-        Modifier, PointId, PointStruct, PrefetchQueryBuilder, Query, QueryPointsBuilder, ScrollPointsBuilder,
+        Condition, CreateCollectionBuilder, DeleteCollectionBuilder, DeletePointsBuilder, Distance, Filter, Modifier,
+        PointId, PointStruct, PrefetchQueryBuilder, Query, QueryPointsBuilder, RrfBuilder, ScrollPointsBuilder,
         SparseVectorParamsBuilder, SparseVectorsConfigBuilder, UpsertPointsBuilder, Value, Vector, VectorParamsBuilder,
         VectorsConfigBuilder, point_id::PointIdOptions, value::Kind,
     },
 };
 
-use super::{DENSE, IndexError, IndexHit, IndexedChunk, PREFETCH_LIMIT, QueryMode, SPARSE, VectorIndex, point_id};
+use super::{
+    DENSE, IndexError, IndexHit, IndexQuery, IndexedChunk, PREFETCH_LIMIT, RRF_K, SPARSE, VectorIndex, point_id,
+};
 use crate::config::Secret;
 use crate::knowledge::sparse::SparseVec;
 
@@ -137,31 +139,32 @@ impl VectorIndex for RemoteIndex {
         Ok(())
     }
 
-    #[tracing::instrument(skip(self, dense, sparse))]
-    async fn search(
-        &self,
-        dense: &[f32],
-        sparse: &SparseVec,
-        limit: usize,
-        mode: QueryMode,
-    ) -> Result<Vec<IndexHit>, IndexError> {
-        let dense_query = Query::new_nearest(dense.to_vec());
-        let sparse_query = Query::new_nearest(qdrant_client::qdrant::VectorInput::new_sparse(
-            sparse.indices.clone(),
-            sparse.values.clone(),
-        ));
+    #[tracing::instrument(skip(self, query))]
+    async fn search(&self, query: IndexQuery<'_>, limit: usize) -> Result<Vec<IndexHit>, IndexError> {
+        let dense_query = |dense: &[f32]| Query::new_nearest(dense.to_vec());
+        let sparse_query = |sparse: &SparseVec| {
+            Query::new_nearest(qdrant_client::qdrant::VectorInput::new_sparse(
+                sparse.indices.clone(),
+                sparse.values.clone(),
+            ))
+        };
+        let is_dense = matches!(query, IndexQuery::Dense(_));
         let base = QueryPointsBuilder::new(self.collection()).limit(limit as u64).with_payload(true);
-        let request = match mode {
-            QueryMode::Dense => base.query(dense_query).using(DENSE),
-            QueryMode::Sparse => base.query(sparse_query).using(SPARSE),
-            QueryMode::Rrf => base
+        let request = match query {
+            IndexQuery::Dense(dense) => base.query(dense_query(dense)).using(DENSE),
+            IndexQuery::Sparse(sparse) => base.query(sparse_query(sparse)).using(SPARSE),
+            IndexQuery::Rrf(dense, sparse) => base
                 .add_prefetch(
-                    PrefetchQueryBuilder::default().query(dense_query).using(DENSE).limit(PREFETCH_LIMIT as u64),
+                    PrefetchQueryBuilder::default().query(dense_query(dense)).using(DENSE).limit(PREFETCH_LIMIT as u64),
                 )
                 .add_prefetch(
-                    PrefetchQueryBuilder::default().query(sparse_query).using(SPARSE).limit(PREFETCH_LIMIT as u64),
+                    PrefetchQueryBuilder::default()
+                        .query(sparse_query(sparse))
+                        .using(SPARSE)
+                        .limit(PREFETCH_LIMIT as u64),
                 )
-                .query(Query::new_fusion(Fusion::Rrf)),
+                // The server's own default k is 2; match the embedded index.
+                .query(Query::new_rrf(RrfBuilder::with_k(RRF_K as u32))),
         };
         let response = self.client.query(request).await.map_err(remote)?;
         Ok(response
@@ -176,7 +179,7 @@ impl VectorIndex for RemoteIndex {
                     article_id: text(&p.payload, "article_id")?,
                     ordinal: integer(&p.payload, "ordinal")?,
                     score: p.score,
-                    similarity: (mode == QueryMode::Dense).then_some(p.score),
+                    similarity: is_dense.then_some(p.score),
                 })
             })
             .collect())
