@@ -299,8 +299,9 @@ impl Assistant {
 }
 
 /// Whether a passage answers the question: it speaks to most of the
-/// question's words, or means nearly the same.
-fn answers(hit: &Hit) -> bool {
+/// question's words, or means nearly the same. (`kb eval` counts how often
+/// the right passage passes this test.)
+pub fn answers(hit: &Hit) -> bool {
     hit.coverage >= MIN_KNOWLEDGE_COVERAGE || hit.similarity.is_some_and(|s| s >= MIN_KNOWLEDGE_SIMILARITY)
 }
 

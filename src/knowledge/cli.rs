@@ -83,7 +83,7 @@ pub async fn evaluate(settings: &Settings, sets: &[std::path::PathBuf]) -> anyho
     for path in sets {
         let cases = eval::load_cases(path).map_err(anyhow::Error::msg)?;
         println!("{}: {} questions over {}", path.display(), cases.len(), settings.knowledge_dir.display());
-        println!("  {:<8} {:>9} {:>9} {:>6}", "ranking", "recall@1", "recall@3", "MRR");
+        println!("  {:<8} {:>9} {:>9} {:>6} {:>9}", "ranking", "recall@1", "recall@3", "MRR", "answered");
         let rankings = [
             ("lexical", Ranking::Lexical),
             ("sparse", Ranking::Sparse),
@@ -97,7 +97,7 @@ pub async fn evaluate(settings: &Settings, sets: &[std::path::PathBuf]) -> anyho
                 continue;
             }
             let s = eval::evaluate(&kb, &cases, ranking).await?;
-            println!("  {name:<8} {:>9.3} {:>9.3} {:>6.3}", s.recall_at_1, s.recall_at_3, s.mrr);
+            println!("  {name:<8} {:>9.3} {:>9.3} {:>6.3} {:>9.3}", s.recall_at_1, s.recall_at_3, s.mrr, s.answered);
         }
     }
     Ok(())

@@ -22,6 +22,9 @@ pub struct Scores {
     pub recall_at_1: f64,
     pub recall_at_3: f64,
     pub mrr: f64,
+    /// Right article first and confident enough that the assistant quotes
+    /// it (the rest it declines or hands over).
+    pub answered: f64,
 }
 
 pub fn load_cases(path: &Path) -> Result<Vec<Case>, String> {
@@ -39,8 +42,14 @@ pub async fn evaluate(kb: &KnowledgeBase, cases: &[Case], ranking: Ranking) -> R
             scores.recall_at_1 += f64::from(u8::from(rank == 0));
             scores.recall_at_3 += f64::from(u8::from(rank < 3));
             scores.mrr += 1.0 / (rank as f64 + 1.0);
+            scores.answered += f64::from(u8::from(rank == 0 && crate::assistant::answers(&hits[0])));
         }
     }
     let n = cases.len().max(1) as f64;
-    Ok(Scores { recall_at_1: scores.recall_at_1 / n, recall_at_3: scores.recall_at_3 / n, mrr: scores.mrr / n })
+    Ok(Scores {
+        recall_at_1: scores.recall_at_1 / n,
+        recall_at_3: scores.recall_at_3 / n,
+        mrr: scores.mrr / n,
+        answered: scores.answered / n,
+    })
 }
