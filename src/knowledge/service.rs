@@ -110,7 +110,7 @@ impl KnowledgeBase {
     /// vector index is synced with the articles, then queries use it.
     pub async fn attach_dense(&self, dense: DenseRetrieval, progress: &ProgressBar) -> Result<(), KnowledgeError> {
         let _write = self.writes.lock().await;
-        let chunks: Vec<Chunk> = published(self.db.kb_articles().await?).iter().flat_map(chunk_article).collect();
+        let (_, chunks) = self.published_chunks().await?;
         dense.sync(&chunks, false, progress).await.map_err(KnowledgeError::Index)?;
         // Only this function sets it after `open`, under the write lock.
         let _ = self.dense.set(dense);
@@ -126,14 +126,18 @@ impl KnowledgeBase {
     /// when `force` is set or it does not hold what the database does.
     pub async fn reindex(&self, force: bool, progress: &ProgressBar) -> Result<usize, KnowledgeError> {
         let _write = self.writes.lock().await;
-        let articles = published(self.db.kb_articles().await?);
-        let chunks: Vec<Chunk> = articles.iter().flat_map(chunk_article).collect();
+        let (count, chunks) = self.published_chunks().await?;
         if let Some(dense) = self.dense.get() {
             dense.sync(&chunks, force, progress).await.map_err(KnowledgeError::Index)?;
         }
-        let count = articles.len();
         *self.lexical.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(LexicalIndex::new(chunks));
         Ok(count)
+    }
+
+    /// How many articles are published, and all their chunks.
+    async fn published_chunks(&self) -> Result<(usize, Vec<Chunk>), KnowledgeError> {
+        let articles = published(self.db.kb_articles().await?);
+        Ok((articles.len(), articles.iter().flat_map(chunk_article).collect()))
     }
 
     pub fn dense(&self) -> Option<&DenseRetrieval> {

@@ -31,6 +31,8 @@ struct Seen {
     violations: Vec<String>,
     /// Answer every request as OpenAI answers a revoked key.
     revoked: bool,
+    /// Answer with one embedding fewer than asked for.
+    short: bool,
 }
 
 struct MockOpenAi {
@@ -99,7 +101,10 @@ async fn embeddings(
         seen.violations.push(problem.clone());
         return error(StatusCode::BAD_REQUEST, "invalid_request", &problem);
     }
-    let inputs = inputs.unwrap_or_default();
+    let mut inputs = inputs.unwrap_or_default();
+    if seen.short {
+        inputs.pop();
+    }
     // Answered last to first: the index field, not the order, says which is which.
     let data: Vec<Value> = inputs
         .iter()
@@ -194,4 +199,17 @@ async fn an_endpoint_down_at_start_leaves_the_service_answering_and_is_taken_up_
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert_eq!(app.kb_search("what is zorblax").await[0]["article_id"], "refunds");
+}
+
+#[tokio::test]
+async fn an_endpoint_answering_with_the_wrong_number_of_vectors_is_not_trusted() {
+    let mock = MockOpenAi::start().await;
+    let app = spawn_app_with(Backend::Sqlite, &openai_settings(&mock.base_url)).await;
+    mock.seen().short = true;
+
+    // Nothing is matched to the wrong input: the question falls back to words.
+    let results = app.kb_search("what is zorblax").await;
+    assert!(results.iter().all(|r| r["similarity"].is_null()), "{results:#?}");
+    let results = app.kb_search("How long does a refund take to reach my card?").await;
+    assert_eq!(results[0]["article_id"], "refunds", "{results:#?}");
 }
