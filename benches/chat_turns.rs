@@ -6,19 +6,14 @@
 //!
 //! `cargo bench --bench chat_turns` (BENCH_CLIENTS, BENCH_TURNS to vary).
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use storefront_assistant::{
-    app::{Application, open_knowledge},
-    assistant::{Assistant, Templates, TurnContext},
-    commerce::demo::DemoStore,
+    app::Application,
+    assistant::{TurnContext, eval},
     config::Settings,
-    db::Db,
     identity::Identity,
 };
 use tokio_tungstenite::tungstenite::Message;
@@ -73,19 +68,17 @@ async fn main() {
         Settings::from_lookup(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())).expect("settings");
 
     // The pipeline alone, over the knowledge base the service imports too.
-    let db = Db::connect(&settings.database_url).await.expect("database");
-    db.migrate().await.expect("migrations");
-    let knowledge = open_knowledge(&settings, db, false).await.expect("knowledge base");
-    knowledge.import_dir(&settings.knowledge_dir, &indicatif::ProgressBar::hidden()).await.expect("import");
-    let templates = Templates::load(&settings.prompts_dir).expect("templates");
-    let assistant = Assistant::new(Arc::new(DemoStore::default()), Arc::new(knowledge), templates);
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let assistant = eval::scratch_assistant(&settings, scratch.path()).await.expect("assistant");
     let identity = Identity::Guest;
     let ctx = TurnContext { identity: &identity, page: None, prior_unanswered: 0, escalated: false };
     let mut alone = Vec::new();
     let started = Instant::now();
     for i in 0..clients * turns {
         let t = Instant::now();
-        std::hint::black_box(assistant.respond(QUESTIONS[i % QUESTIONS.len()], &ctx).await);
+        let question = QUESTIONS[i % QUESTIONS.len()];
+        let understanding = assistant.understand(question).await;
+        std::hint::black_box(assistant.respond(question, &understanding, &ctx).await);
         alone.push(t.elapsed());
     }
     let alone_wall = started.elapsed();

@@ -13,22 +13,18 @@ use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::analytics::Metrics;
-use crate::assistant::{Assistant, TemplateError, Templates};
+use crate::assistant::{Assistant, TemplateError, Templates, UnderstandError, Understander};
 use crate::chat::{ChatService, fanout, gateway, hub::Hub, limits::Guards};
 use crate::commerce::{
     Store,
     demo::DemoStore,
     shopify::{ShopifyError, ShopifyStore, webhooks},
 };
-use crate::config::{EmbeddingsMode, Secret, Settings};
+use crate::config::{Secret, Settings};
 use crate::db::{Backend, Db};
 use crate::http;
 use crate::identity::{Jwks, TokenVerifier};
-use crate::knowledge::{
-    DenseRetrieval, KnowledgeBase, KnowledgeError,
-    embeddings::{Embedder, fetch},
-    index::{VectorIndex, edge::EdgeIndex, remote::RemoteIndex},
-};
+use crate::knowledge::{self, KnowledgeBase, KnowledgeError};
 
 /// How long shutdown waits for in-flight turns before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(20);
@@ -63,10 +59,10 @@ pub enum StartupError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot load reply templates: {0}")]
     Templates(#[from] TemplateError),
+    #[error("cannot load the understanding rules and examples: {0}")]
+    Understanding(#[from] UnderstandError),
     #[error("cannot open the knowledge base: {0}")]
     Knowledge(#[from] KnowledgeError),
-    #[error("cannot use the Qdrant server at QDRANT_URL: {0}")]
-    Qdrant(#[from] crate::knowledge::index::IndexError),
     #[error("cannot set up the Shopify client: {0}")]
     Shopify(#[from] ShopifyError),
     #[error("cannot listen on {addr}: {source}")]
@@ -85,18 +81,8 @@ impl Application {
         db.migrate().await?;
 
         let templates = Templates::load(&settings.prompts_dir)?;
-        let knowledge = Arc::new(open_knowledge(&settings, db.clone(), false).await?);
-        let report = knowledge.import_dir(&settings.knowledge_dir, &indicatif::ProgressBar::hidden()).await?;
-        for problem in &report.skipped {
-            tracing::warn!(file = %problem.file, reason = %problem.reason, "skipped a knowledge-base file");
-        }
-        tracing::info!(
-            created = report.created.len(),
-            updated = report.updated.len(),
-            unchanged = report.unchanged,
-            skipped = report.skipped.len(),
-            "knowledge base imported"
-        );
+        let understander = Understander::load(&settings.prompts_dir)?;
+        let knowledge = Arc::new(knowledge::startup::start(&settings, db.clone()).await?);
         let store: Arc<dyn Store> = match &settings.shopify {
             Some(shopify) => {
                 tracing::info!(shop = %shopify.shop, url = %shopify.admin_api_url, "using the Shopify Admin API");
@@ -109,7 +95,9 @@ impl Application {
             }
             None => Arc::new(DemoStore::default()),
         };
-        let assistant = Arc::new(Assistant::new(store, knowledge.clone(), templates));
+        let assistant =
+            Arc::new(Assistant::new(store, knowledge.clone(), templates, understander, settings.return_window_days));
+        assistant.attach_model(&settings.data_dir).await;
 
         let jwt_secret = settings.identity_jwt_secret.clone().unwrap_or_else(|| {
             tracing::warn!(
@@ -152,6 +140,7 @@ impl Application {
             .merge(http::admin::router())
             .merge(http::identity::router())
             .merge(http::kb::router())
+            .merge(http::preview::router())
             .merge(http::site::router())
             .merge(webhooks::router())
             .with_state(state.clone());
@@ -186,8 +175,12 @@ impl Application {
             }
         });
         if state.knowledge.model_missing() {
-            let knowledge = state.knowledge.clone();
-            tokio::spawn(keep_trying_the_model(state.settings.as_ref().clone(), knowledge, shutdown.clone()));
+            let (settings, assistant) = (state.settings.clone(), state.assistant.clone());
+            let (knowledge, shutdown) = (state.knowledge.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                knowledge::startup::keep_trying_the_model(settings.as_ref().clone(), knowledge, shutdown).await;
+                assistant.attach_model(&settings.data_dir).await;
+            });
         }
         if state.db.backend() == Backend::Postgres {
             let relay = fanout::relay(
@@ -211,84 +204,6 @@ impl Application {
         state.db.close().await;
         Ok(())
     }
-}
-
-/// The knowledge base over `db`, with dense retrieval when `EMBEDDINGS`
-/// asks for it and a model is at hand (else lexical, and not ready until
-/// [`keep_trying_the_model`] brings one). `progress` draws bars (CLI).
-pub async fn open_knowledge(settings: &Settings, db: Db, progress: bool) -> Result<KnowledgeBase, StartupError> {
-    let dense = match embedder(settings, progress).await {
-        None => None,
-        Some(Ok(embedder)) => Some(DenseRetrieval::new(Arc::new(embedder), vector_index(settings)?)),
-        Some(Err(reason)) => {
-            tracing::warn!("no embedding model ({reason}): knowledge retrieval is lexical only until one can be had");
-            None
-        }
-    };
-    let bar = if progress { crate::knowledge::cli::bar("indexing") } else { indicatif::ProgressBar::hidden() };
-    let model_wanted = settings.embeddings != EmbeddingsMode::None;
-    Ok(KnowledgeBase::open(db, dense, model_wanted, &bar).await?)
-}
-
-/// The model `EMBEDDINGS` asks for: `None` if it asks for none.
-async fn embedder(settings: &Settings, progress: bool) -> Option<Result<Embedder, String>> {
-    match settings.embeddings {
-        EmbeddingsMode::None => None,
-        EmbeddingsMode::OpenAi => {
-            let (base_url, model) = (&settings.openai_base_url, &settings.embedding_model);
-            let connected = Embedder::connect_openai(base_url, settings.openai_api_key.as_ref(), model).await;
-            Some(connected.map_err(|e| format!("{model} at {base_url}: {e}")))
-        }
-        EmbeddingsMode::Local => Some(load_local_model(settings, progress).await),
-    }
-}
-
-fn vector_index(settings: &Settings) -> Result<Arc<dyn VectorIndex>, StartupError> {
-    Ok(match &settings.qdrant_url {
-        Some(url) => Arc::new(RemoteIndex::connect(url, settings.qdrant_api_key.as_ref())?),
-        None => Arc::new(EdgeIndex::new(settings.data_dir.join("index"))),
-    })
-}
-
-/// A model that could not be had at start (an endpoint down, a download
-/// failed) is tried again, backing off to once a minute, until it is in
-/// service; `/readyz` says `model` until then.
-async fn keep_trying_the_model(settings: Settings, knowledge: Arc<KnowledgeBase>, shutdown: CancellationToken) {
-    let mut wait = Duration::from_secs(1);
-    while knowledge.model_missing() && shutdown.run_until_cancelled(tokio::time::sleep(wait)).await.is_some() {
-        wait = (wait * 2).min(Duration::from_secs(60));
-        let attached = match embedder(&settings, false).await {
-            Some(Ok(embedder)) => match vector_index(&settings) {
-                Ok(index) => knowledge
-                    .attach_dense(DenseRetrieval::new(Arc::new(embedder), index), &indicatif::ProgressBar::hidden())
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(error) => Err(error.to_string()),
-            },
-            Some(Err(reason)) => Err(reason),
-            None => return,
-        };
-        match attached {
-            Ok(()) => tracing::info!("the embedding model is in service: retrieval is hybrid"),
-            // Start-up already warned once; a line a minute would drown the log.
-            Err(reason) => tracing::debug!(retry_in = ?wait, "still no embedding model ({reason})"),
-        }
-    }
-}
-
-/// The local model from `EMBEDDING_MODEL_DIR`, or the default one under
-/// `DATA_DIR`, fetched there once.
-async fn load_local_model(settings: &Settings, progress: bool) -> Result<Embedder, String> {
-    let dir = match &settings.embedding_model_dir {
-        Some(dir) => dir.clone(),
-        None => {
-            let dir = fetch::default_model_dir(&settings.data_dir);
-            fetch::ensure_model(&dir, progress).await.map_err(|e| e.to_string())?;
-            dir
-        }
-    };
-    let loaded = tokio::task::spawn_blocking(move || Embedder::load(&dir)).await.map_err(|e| e.to_string())?;
-    loaded.map_err(|e| e.to_string())
 }
 
 fn random_secret() -> Secret {

@@ -40,6 +40,10 @@ pub struct Settings {
     pub database_url: String,
     pub knowledge_dir: PathBuf,
     pub prompts_dir: PathBuf,
+    /// Days from delivery a return may be started in: the store's policy,
+    /// applied to a signed-in customer's own orders (keep it in step with
+    /// the returns article).
+    pub return_window_days: i64,
     /// `None` means the process made up a random secret: tokens signed by the
     /// store cannot verify, which start-up warns about.
     pub identity_jwt_secret: Option<Secret>,
@@ -171,6 +175,7 @@ impl Settings {
             database_url,
             knowledge_dir: PathBuf::from(get("KNOWLEDGE_DIR").unwrap_or_else(|| "knowledge".into())),
             prompts_dir: PathBuf::from(get("PROMPTS_DIR").unwrap_or_else(|| "prompts".into())),
+            return_window_days: number("RETURN_WINDOW_DAYS", 30)? as i64,
             identity_jwt_secret: get("IDENTITY_JWT_SECRET").map(Secret::new),
             identity_jwks_url,
             identity_jwt_issuer: get("IDENTITY_JWT_ISSUER"),

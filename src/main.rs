@@ -3,7 +3,9 @@ use std::process::ExitCode;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use storefront_assistant::{app::Application, config::Settings, db::Db, knowledge::cli as kb, telemetry};
+use storefront_assistant::{
+    app::Application, assistant::eval, config::Settings, db::Db, knowledge::cli as kb, telemetry,
+};
 
 /// A storefront AI support assistant. Settings come from the environment
 /// (see README.md); with none, it runs on its embedded defaults.
@@ -23,6 +25,18 @@ enum Command {
     /// Knowledge-base maintenance.
     #[command(subcommand)]
     Kb(KbCommand),
+    /// Judge the assistant on the labelled sets in eval/: intent accuracy,
+    /// escalation recall, false escalations, right/wrong/declined answers.
+    Eval {
+        #[arg(long, default_value = "eval")]
+        dir: PathBuf,
+        /// Also sweep the classifier's knobs and the answer test (tuning sets only).
+        #[arg(long)]
+        tune: bool,
+        /// List every message it got wrong.
+        #[arg(long)]
+        misses: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -64,6 +78,7 @@ async fn main() -> ExitCode {
         Command::Kb(KbCommand::Reindex) => kb::reindex(&settings).await,
         Command::Kb(KbCommand::Eval { cases }) => kb::evaluate(&settings, &cases).await,
         Command::Kb(KbCommand::Bench { cases, rounds }) => kb::bench(&settings, &cases, rounds).await,
+        Command::Eval { dir, tune, misses } => eval::cli(&settings, &dir, tune, misses).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,7 +13,8 @@
  *
  * Plain JavaScript, no build step. Everything renders inside an open Shadow DOM so the
  * store's CSS cannot reach it. Server and customer text is only ever set with
- * textContent; the few constant SVG icons below are the only markup parsed.
+ * textContent (assistant text is built node by node from a Markdown subset, see
+ * markdown()); the few constant SVG icons below are the only markup parsed.
  * The wire protocol is /v1/chat as described in PROTOCOL.md section 3.
  */
 (function () {
@@ -116,11 +117,13 @@
     if (typeof u !== 'string' || !/^https?:\/\//i.test(u.trim())) return null;
     try { return new URL(u.trim()).href; } catch (_) { return null; }
   }
-  function link(url, text, testid) {
+  // `content` is a string or a node (e.g. the rendered label of a Markdown link).
+  function link(url, content, testid) {
     const href = safeUrl(url);
+    const text = content instanceof Node ? null : content, kid = text == null ? content : null;
     return href
-      ? el('a', { href, target: '_blank', rel: 'noopener noreferrer', testid, text })
-      : el('span', { testid, text });
+      ? el('a', { href, target: '_blank', rel: 'noopener noreferrer', testid, text }, kid)
+      : el('span', { testid, text }, kid);
   }
   // Plain text with bare http(s) URLs turned into links, built node by node.
   function richText(text) {
@@ -131,6 +134,152 @@
       frag.append(link(m[1], m[1]), m[2]);
     });
     return frag;
+  }
+
+  // ---------------------------------------------------------------- Markdown (a safe subset)
+  //
+  // Assistant, agent and system text is Markdown quoted from the store's help articles. This
+  // renders a small subset: paragraphs (blank lines), line breaks, "-"/"*" and "1." lists
+  // (nested by indentation), "#".."###" headings as bold lines, simple pipe tables, **bold**,
+  // *em* / _em_, `code`, [text](url) and bare URLs. Every node is built with createElement and
+  // text nodes; only absolute http(s) URLs become links (safeUrl). Whatever is not recognised,
+  // an unbalanced "*" included, stays literal text.
+  function markdown(text) {
+    const frag = document.createDocumentFragment();
+    const lines = String(text == null ? '' : text).replace(/\r\n?/g, '\n').split('\n');
+    let para = null; // lines of the paragraph being collected
+    let lists = [];  // open lists, outermost first: { node, indent, ordered }
+    const endPara = () => { if (para) frag.append(el('p', {}, mdInline(para.join('\n')))); para = null; };
+    const endBlock = () => { endPara(); lists = []; };
+
+    function listItem(indent, number, body) {
+      const ordered = number != null;
+      let top = lists[lists.length - 1];
+      while (top && indent < top.indent) { lists.pop(); top = lists[lists.length - 1]; }
+      if (!top || indent >= top.indent + 2 || top.ordered !== ordered) {
+        // a first list, a list nested in the last item, or a list of the other kind after this one
+        const parent = !top ? frag : indent >= top.indent + 2 ? top.node.lastChild : top.node.parentNode;
+        if (top && parent !== top.node.lastChild) lists.pop();
+        const node = el(ordered ? 'ol' : 'ul', { testid: 'sa-md-list', start: ordered && number !== 1 ? number : null });
+        parent.append(node);
+        lists.push(top = { node, indent, ordered });
+      }
+      top.node.append(el('li', {}, mdInline(body)));
+    }
+
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i].replace(/\s+$/, '');
+      let m;
+      if (!line) { endBlock(); continue; }
+      if (/^ {0,3}([-*_])( *\1){2,}$/.test(line)) { endBlock(); continue; } // a --- rule: just a break
+      if ((m = line.match(/^ {0,3}#{1,6}\s+(.*?)(\s+#+)?$/))) {
+        endBlock();
+        frag.append(el('p', { class: 'md-h' }, el('strong', {}, mdInline(m[1]))));
+        continue;
+      }
+      if ((m = line.match(/^(\s*)([-*+]|\d{1,9}[.)])\s+(.*)$/))) {
+        endPara();
+        listItem(m[1].replace(/\t/g, '    ').length, /\d/.test(m[2]) ? parseInt(m[2], 10) : null, m[3]);
+        continue;
+      }
+      if (line.includes('|') && /^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)+\|?\s*$/.test(lines[i + 1] || '')) {
+        endBlock();
+        const rows = [line];
+        for (i += 2; i < lines.length && lines[i].includes('|') && lines[i].trim(); i++) rows.push(lines[i]);
+        i--;
+        frag.append(mdTable(rows));
+        continue;
+      }
+      if (lists.length && /^\s/.test(line)) { // an indented line continues the last list item
+        const li = lists[lists.length - 1].node.lastChild;
+        li.append(el('br'), mdInline(line.trim()));
+        continue;
+      }
+      lists = [];
+      (para = para || []).push(line.trim());
+    }
+    endPara();
+    return frag;
+  }
+
+  // A pipe table: a header row, the |---| row (already skipped), then body rows.
+  function mdTable(rows) {
+    const cells = (row) => row.trim().replace(/^\|/, '').replace(/\|$/, '').split('|').map((c) => c.trim());
+    const row = (r, tag) => el('tr', {}, ...cells(r).map((c) => el(tag, {}, mdInline(c))));
+    return el('div', { class: 'md-table' }, el('table', {},
+      el('thead', {}, row(rows[0], 'th')), el('tbody', {}, ...rows.slice(1).map((r) => row(r, 'td')))));
+  }
+
+  const MD_LINK = /^\[([^[\]\n]+)\]\(\s*([^\s()]*(?:\([^\s()]*\)[^\s()]*)*)(?:\s+"[^"\n]*")?\s*\)/;
+  const MD_ESCAPABLE = /[!-/:-@[-`{-~]/;
+
+  // Inline Markdown of one block; `inLink` is set for a link's label (no links inside links).
+  function mdInline(s, inLink) {
+    const frag = document.createDocumentFragment();
+    let buf = '';
+    const put = (node) => {
+      buf.split('\n').forEach((part, k) => { if (k) frag.append(el('br')); if (part) frag.append(part); });
+      buf = '';
+      if (node) frag.append(node);
+    };
+    for (let i = 0; i < s.length;) {
+      const c = s[i], rest = s.slice(i);
+      let m;
+      if (c === '\\' && MD_ESCAPABLE.test(s[i + 1] || '')) { buf += s[i + 1]; i += 2; continue; }
+      if (c === '`') {
+        const run = rest.match(/^`+/)[0];
+        const end = s.indexOf(run, i + run.length);
+        if (end > 0 && s[end + run.length] !== '`') {
+          put(el('code', { text: s.slice(i + run.length, end).replace(/^ ([^]*) $/, '$1') }));
+          i = end + run.length;
+        } else { buf += run; i += run.length; }
+        continue;
+      }
+      if (c === '[' && !inLink && (m = rest.match(MD_LINK))) {
+        put(link(m[2], mdInline(m[1], true))); // not http(s): the label as plain text
+        i += m[0].length;
+        continue;
+      }
+      if ((c === 'h' || c === 'H') && !inLink && !/\w/.test(s[i - 1] || '') && (m = rest.match(/^https?:\/\/[^\s<>"'`]+/i))) {
+        const url = mdTrimUrl(m[0]);
+        put(link(url, url));
+        i += url.length;
+        continue;
+      }
+      const em = (c === '*' || c === '_') && mdEmphasis(s, i);
+      if (em) { put(el(em.tag, {}, mdInline(em.inner, inLink))); i = em.end; continue; }
+      buf += c; i++;
+    }
+    put(null);
+    return frag;
+  }
+
+  // Trailing punctuation is not part of a bare URL, nor is a ")" that closes a parenthesis
+  // opened before it: "(see https://x.example/a_(b))." links https://x.example/a_(b).
+  function mdTrimUrl(url) {
+    for (;;) {
+      const u = url.replace(/[.,;:!?*_\]]+$/, '');
+      const unbalanced = u.endsWith(')') && u.split('(').length < u.split(')').length;
+      url = unbalanced ? u.slice(0, -1) : u;
+      if (!unbalanced) return url;
+    }
+  }
+
+  // The **strong** / __strong__ / *em* / _em_ span opening at s[i], or null. The opener must be
+  // followed, and the closer preceded, by a non-space; "_" never opens or closes inside a word,
+  // so snake_case_names and a lone "*" stay as they are.
+  function mdEmphasis(s, i) {
+    const ch = s[i], len = s[i + 1] === ch ? 2 : 1, delim = ch.repeat(len);
+    const word = (x) => /[\p{L}\p{N}]/u.test(x || '');
+    if (!s[i + len] || /\s/.test(s[i + len])) return null;
+    if (ch === '_' && word(s[i - 1])) return null;
+    for (let j = s.indexOf(delim, i + len + 1); j > 0; j = s.indexOf(delim, j + 1)) {
+      if (len === 2) while (s[j + 2] === ch) j++; // "***both***": the inner * belongs to the content
+      else if (s[j + 1] === ch || s[j - 1] === ch) continue; // part of a ** pair inside an *em*
+      if (/\s/.test(s[j - 1]) || (ch === '_' && word(s[j + len]))) continue;
+      return { tag: len === 2 ? 'strong' : 'em', inner: s.slice(i + len, j), end: j + len };
+    }
+    return null;
   }
 
   const ICONS = {
@@ -207,6 +356,13 @@ header{display:flex;align-items:center;gap:10px;padding:14px 12px 14px 16px;back
 .transcript{flex:1;overflow-y:auto;overscroll-behavior:contain;padding:16px;display:flex;flex-direction:column;gap:10px}
 .msg{max-width:86%;padding:9px 12px;border-radius:14px;overflow-wrap:anywhere}
 .text{white-space:pre-wrap}
+.text.md{white-space:normal}
+.md>*{margin:0}.md>*+*{margin-top:6px}
+.md ul,.md ol{padding-left:20px}.md li+li{margin-top:2px}.md li>ul,.md li>ol{margin:2px 0 0}
+.md-h{font-weight:600}
+.md code{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:rgba(0,0,0,.06);padding:1px 4px;border-radius:4px}
+.md-table{overflow-x:auto}.md table{border-collapse:collapse;font-size:12px}
+.md th,.md td{border:1px solid #d1d5db;padding:3px 6px;text-align:left;vertical-align:top;overflow-wrap:break-word}.md th{background:rgba(0,0,0,.04)}
 .msg.customer{align-self:flex-end;background:var(--accent);color:var(--accent-fg);border-bottom-right-radius:4px}
 .msg.customer a{color:inherit}
 .msg.assistant,.msg.agent{align-self:flex-start;background:#f3f4f6;border-bottom-left-radius:4px}
@@ -331,9 +487,12 @@ textarea{flex:1;border:0;outline:none;resize:none;background:transparent;min-hei
 
   function renderMessage(f) {
     const role = ['assistant', 'agent', 'system'].includes(f.role) ? f.role : 'assistant';
+    // The final message replaces the bubble its deltas were streamed into (plain text so far), in place.
+    const key = streams.has(f.id) ? f.id : (f.reply_to && streams.has(f.reply_to) ? f.reply_to : null);
+    if (key && !f.text) f.text = streams.get(key).firstChild.textContent; // a final frame without text keeps what was streamed
     const b = el('div', { class: `msg ${role}`, testid: 'sa-msg', 'data-role': role, 'data-id': f.id });
     if (role === 'agent') b.append(el('div', { class: 'author', text: (f.author && f.author.name) || 'Support team' }));
-    b.append(el('div', { class: 'text' }, richText(f.text)));
+    b.append(el('div', { class: 'text md' }, markdown(f.text)));
     for (const c of Array.isArray(f.cards) ? f.cards : []) {
       if (c && c.kind === 'order') b.append(orderCard(c));
       else if (c && c.kind === 'product') b.append(productCard(c));
@@ -343,8 +502,6 @@ textarea{flex:1;border:0;outline:none;resize:none;background:transparent;min-hei
         ...f.citations.map((c) => link(c && c.url, (c && c.title) || 'Help article', 'sa-citation'))));
     }
     if (role === 'assistant' && f.id) b.append(feedbackBar(f.id));
-    // The final message replaces the bubble its deltas were streamed into, in place.
-    const key = streams.has(f.id) ? f.id : (f.reply_to && streams.has(f.reply_to) ? f.reply_to : null);
     if (key) { streams.get(key).replaceWith(b); streams.delete(key); if (!streams.size) transcript.removeAttribute('aria-busy'); }
     else append(b);
     setTyping(false);
@@ -449,7 +606,7 @@ textarea{flex:1;border:0;outline:none;resize:none;background:transparent;min-hei
       case '_feedback': markFeedback(f); break;
       case 'message': renderMessage(f); break;
       case 'verify_required': {
-        const b = el('div', { class: 'msg assistant', testid: 'sa-msg', 'data-role': 'assistant', 'data-kind': 'verify_required' }, el('div', { class: 'text' }, richText(f.text)));
+        const b = el('div', { class: 'msg assistant', testid: 'sa-msg', 'data-role': 'assistant', 'data-kind': 'verify_required' }, el('div', { class: 'text md' }, markdown(f.text)));
         append(b); setTyping(false);
         if (Array.isArray(f.methods) && f.methods.includes('order_email')) showVerifyForm(f, live);
         break;

@@ -43,10 +43,33 @@ pub enum Action {
     VerifyRequired,
     OrderStatus,
     OrderChange,
+    /// A return question from someone whose orders we may see: the policy
+    /// applied to their order.
+    ReturnWindow,
     ProductSearch,
     Knowledge,
+    /// Not sure what was meant: ask, unless the knowledge base has it exactly.
+    Clarify,
     Greeting,
     Unknown,
+}
+
+impl Action {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Action::Handoff(_) => "handoff",
+            Action::AlreadyWithAgent => "already_with_agent",
+            Action::VerifyRequired => "verify_required",
+            Action::OrderStatus => "order_status",
+            Action::OrderChange => "order_change",
+            Action::ReturnWindow => "return_window",
+            Action::ProductSearch => "product_search",
+            Action::Knowledge => "knowledge",
+            Action::Clarify => "clarify",
+            Action::Greeting => "greeting",
+            Action::Unknown => "unknown",
+        }
+    }
 }
 
 pub fn decide(u: &Understanding, identity: &Identity, escalated: bool) -> Action {
@@ -58,23 +81,30 @@ pub fn decide(u: &Understanding, identity: &Identity, escalated: bool) -> Action
         Some(Signal::NegativeSentiment) => Some(EscalationReason::NegativeSentiment),
         Some(Signal::DamagedGoods) => Some(EscalationReason::ActionRequired),
         None if u.intent == Intent::Complaint => Some(EscalationReason::NegativeSentiment),
-        None if u.intent == Intent::BillingIssue => Some(EscalationReason::ActionRequired),
+        None if u.intent == Intent::HumanRequest => Some(EscalationReason::HumanRequested),
+        // A declined card or a missing invoice is answered from the policies;
+        // fraud and disputes carry the sensitive signal and went above.
         None => None,
     };
     if let Some(reason) = forced {
         return if escalated { Action::AlreadyWithAgent } else { Action::Handoff(reason) };
     }
 
+    if !u.is_confident() {
+        return Action::Clarify;
+    }
+    let guest = identity.scope().is_guest();
     let needs_order = matches!(u.intent, Intent::OrderStatus | Intent::OrderChange);
-    if needs_order && identity.scope().is_guest() {
+    if needs_order && guest {
         return Action::VerifyRequired;
     }
     match u.intent {
         Intent::OrderStatus => Action::OrderStatus,
         Intent::OrderChange if escalated => Action::AlreadyWithAgent,
         Intent::OrderChange => Action::OrderChange,
+        Intent::ReturnRefund | Intent::PolicyQuestion if u.about_returns && !guest => Action::ReturnWindow,
         Intent::ProductQuestion => Action::ProductSearch,
-        Intent::PolicyQuestion | Intent::ReturnRefund | Intent::AccountHelp => Action::Knowledge,
+        Intent::PolicyQuestion | Intent::ReturnRefund | Intent::AccountHelp | Intent::BillingIssue => Action::Knowledge,
         Intent::Greeting => Action::Greeting,
         _ => Action::Unknown,
     }
@@ -83,7 +113,12 @@ pub fn decide(u: &Understanding, identity: &Identity, escalated: bool) -> Action
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::assistant::understand;
+    use crate::assistant::Understander;
+
+    fn understand(text: &str) -> Understanding {
+        let prompts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
+        Understander::load(&prompts).expect("the shipped rules load").understand(text, None)
+    }
 
     fn verified() -> Identity {
         Identity::Verified { customer_id: "1".into(), email: None, name: None }
@@ -103,6 +138,12 @@ mod tests {
         }
         let action = decide(&understand("let me talk to a person"), &Identity::Guest, false);
         assert_eq!(action, Action::Handoff(EscalationReason::HumanRequested));
+    }
+
+    #[test]
+    fn a_return_question_from_a_customer_we_know_is_about_their_order() {
+        assert_eq!(decide(&understand("can I still return my boots?"), &verified(), false), Action::ReturnWindow);
+        assert_eq!(decide(&understand("can I still return my boots?"), &Identity::Guest, false), Action::Knowledge);
     }
 
     #[test]

@@ -3,30 +3,33 @@
 //! and phrase the reply from templates.
 
 mod decide;
+pub mod eval;
 mod reply;
-mod understand;
+pub mod understand;
 mod views;
 
 pub use decide::{Action, EscalationReason, decide};
 pub use reply::{TemplateError, Templates};
-pub use understand::{Intent, Signal, Understanding, understand};
+pub use understand::{Intent, Neighbour, Signal, SignalScore, Source, UnderstandError, Understander, Understanding};
 
-use std::sync::Arc;
+use std::{path::Path, sync::Arc};
 
 use serde::Serialize;
 use serde_json::json;
+use time::{Date, Duration, OffsetDateTime, format_description::well_known::Iso8601, macros::format_description};
 
 use crate::chat::protocol::{Card, Citation, Page};
-use crate::commerce::{Store, StoreError};
+use crate::commerce::{FulfillmentStatus, Order, OrderStatus, Store, StoreError};
 use crate::identity::Identity;
-use crate::knowledge::{Hit, KnowledgeBase};
+use crate::knowledge::{Hit, KnowledgeBase, Ranking, Verdict};
 
-/// Below this share of the question's weight a passage is not an answer...
-const MIN_KNOWLEDGE_COVERAGE: f64 = 0.5;
-/// ...unless its meaning is this close to the question's (cosine, for
-/// all-MiniLM-L6-v2: unrelated text stays well below it, a paraphrase of a
-/// policy question lands above it).
-const MIN_KNOWLEDGE_SIMILARITY: f64 = 0.55;
+/// Passages looked at per question: the best, and the runner-up that may
+/// make it ambiguous.
+const PASSAGES: usize = 3;
+/// A product question is answered from the knowledge base instead of the
+/// catalog when a passage means this nearly what was asked ("how do I clean
+/// leather boots?" wants care tips, not a pair of boots).
+const CARE_SIMILARITY: f64 = 0.6;
 
 /// Everything a turn knows besides the message itself.
 pub struct TurnContext<'a> {
@@ -45,6 +48,8 @@ pub enum Outcome {
     VerifyRequired,
     Escalated,
     Unanswered,
+    /// The assistant asked what was meant instead of guessing.
+    Clarify,
 }
 
 impl Outcome {
@@ -54,7 +59,13 @@ impl Outcome {
             Outcome::VerifyRequired => "verify_required",
             Outcome::Escalated => "escalated",
             Outcome::Unanswered => "unanswered",
+            Outcome::Clarify => "clarify",
         }
+    }
+
+    /// Not an answer: twice in a conversation and a person takes over.
+    fn is_miss(self) -> bool {
+        matches!(self, Outcome::Unanswered | Outcome::Clarify)
     }
 }
 
@@ -69,20 +80,69 @@ pub enum Reply {
 pub struct Response {
     pub intent: Intent,
     pub confidence: f64,
+    pub action: Action,
     pub reply: Reply,
     pub tools: Vec<&'static str>,
+    /// The knowledge passages the answer was chosen from (admin preview).
+    pub passages: Vec<Hit>,
     pub outcome: Outcome,
+}
+
+/// What a turn did besides replying: tools used and passages seen.
+#[derive(Default)]
+struct Trace {
+    tools: Vec<&'static str>,
+    passages: Vec<Hit>,
+}
+
+/// What the knowledge base had for a question.
+enum Found {
+    Answer(Reply),
+    /// Two articles fit: the reply asks which one is meant.
+    Ambiguous(Reply),
+    Nothing,
 }
 
 pub struct Assistant {
     store: Arc<dyn Store>,
     knowledge: Arc<KnowledgeBase>,
     templates: Templates,
+    understander: Understander,
+    /// Days from delivery a return may be started in (`RETURN_WINDOW_DAYS`).
+    return_window_days: i64,
 }
 
 impl Assistant {
-    pub fn new(store: Arc<dyn Store>, knowledge: Arc<KnowledgeBase>, templates: Templates) -> Self {
-        Self { store, knowledge, templates }
+    pub fn new(
+        store: Arc<dyn Store>,
+        knowledge: Arc<KnowledgeBase>,
+        templates: Templates,
+        understander: Understander,
+        return_window_days: i64,
+    ) -> Self {
+        Self { store, knowledge, templates, understander, return_window_days }
+    }
+
+    /// Understanding from meaning, once the knowledge base has a model: the
+    /// example phrasings are embedded with it (cached under `data_dir`).
+    /// Until then, and if that fails, the rules read messages.
+    pub async fn attach_model(&self, data_dir: &Path) {
+        let Some(dense) = self.knowledge.dense() else { return };
+        match self.understander.attach(dense.embedder(), Some(data_dir)).await {
+            Ok(()) => tracing::info!("understanding by example phrasings"),
+            Err(error) => tracing::warn!(%error, "understanding stays with the phrase rules"),
+        }
+    }
+
+    pub fn understander(&self) -> &Understander {
+        &self.understander
+    }
+
+    /// Reads a message, making its embedding once: understanding and the
+    /// knowledge search of the same turn share it.
+    pub async fn understand(&self, text: &str) -> Understanding {
+        let embedding = self.knowledge.embed_query(text).await;
+        self.understander.understand(text, embedding)
     }
 
     pub fn ai_disclosure(&self) -> String {
@@ -107,11 +167,10 @@ impl Assistant {
     }
 
     #[tracing::instrument(skip_all, fields(identity = ctx.identity.status()))]
-    pub async fn respond(&self, text: &str, ctx: &TurnContext<'_>) -> Response {
-        let understanding = understand(text);
-        let action = decide(&understanding, ctx.identity, ctx.escalated);
-        let mut tools = Vec::new();
-        let result = self.act(&action, text, &understanding, ctx, &mut tools).await;
+    pub async fn respond(&self, text: &str, understanding: &Understanding, ctx: &TurnContext<'_>) -> Response {
+        let action = decide(understanding, ctx.identity, ctx.escalated);
+        let mut trace = Trace::default();
+        let result = self.act(&action, text, understanding, ctx, &mut trace).await;
         let (reply, outcome) = match result {
             Ok(done) => done,
             Err(error) => {
@@ -121,11 +180,20 @@ impl Assistant {
             }
         };
         let (reply, outcome) = self.escalate_repeated_failure(reply, outcome, text, ctx);
-        Response { intent: understanding.intent, confidence: understanding.confidence, reply, tools, outcome }
+        Response {
+            intent: understanding.intent,
+            confidence: understanding.confidence,
+            action,
+            reply,
+            tools: trace.tools,
+            passages: trace.passages,
+            outcome,
+        }
     }
 
-    /// A second unanswered question in one conversation goes to a person:
-    /// the customer should not have to ask for one.
+    /// A second question in one conversation the assistant could not answer
+    /// (or had to ask about) goes to a person: the customer should not have
+    /// to ask for one.
     fn escalate_repeated_failure(
         &self,
         reply: Reply,
@@ -133,7 +201,7 @@ impl Assistant {
         text: &str,
         ctx: &TurnContext<'_>,
     ) -> (Reply, Outcome) {
-        if outcome != Outcome::Unanswered || ctx.prior_unanswered < 1 || ctx.escalated {
+        if !outcome.is_miss() || ctx.prior_unanswered < 1 || ctx.escalated {
             return (reply, outcome);
         }
         let text_out = self.templates.render("unknown", json!({ "escalated": true }));
@@ -147,7 +215,7 @@ impl Assistant {
         text: &str,
         u: &Understanding,
         ctx: &TurnContext<'_>,
-        tools: &mut Vec<&'static str>,
+        trace: &mut Trace,
     ) -> Result<(Reply, Outcome), StoreError> {
         let scope = ctx.identity.scope();
         Ok(match action {
@@ -166,7 +234,7 @@ impl Assistant {
                 (Reply::VerifyRequired { text, reason: "order_lookup" }, Outcome::VerifyRequired)
             }
             Action::OrderStatus => {
-                tools.push("store.orders");
+                trace.tools.push("store.orders");
                 let orders = match u.order_numbers.first() {
                     Some(number) => match self.store.order(&scope, number).await? {
                         Some(order) => vec![order],
@@ -192,35 +260,30 @@ impl Assistant {
                     Outcome::Answered,
                 )
             }
-            Action::OrderChange => {
-                tools.push("store.orders");
-                let order = match u.order_numbers.first() {
-                    Some(number) => self.store.order(&scope, number).await?,
-                    None => self.store.recent_orders(&scope, 1).await?.into_iter().next(),
-                };
-                let reply = self.templates.render("order_change", json!({ "order": order.as_ref().map(views::order) }));
-                let summary = match &order {
-                    Some(o) => format!("Change or cancellation of {} requested: {}", o.number, clip(text, 300)),
-                    None => format!("Change or cancellation requested: {}", clip(text, 300)),
-                };
-                let reason = EscalationReason::ActionRequired;
-                (Reply::Handoff { text: reply, reason, summary }, Outcome::Escalated)
-            }
+            Action::OrderChange => self.order_change(text, u, ctx, trace).await?,
+            Action::ReturnWindow => match self.return_window(text, u, ctx, trace).await? {
+                Some(done) => done,
+                None => self.from_knowledge(text, u, trace).await,
+            },
             Action::ProductSearch => {
-                tools.push("store.products");
+                // Care and how-to questions name products but want a policy.
+                let found = self.knowledge_reply(text, u, trace).await;
+                let close = trace.passages.first().and_then(|h| h.similarity).is_some_and(|s| s >= CARE_SIMILARITY);
+                let found = match found {
+                    Found::Answer(reply) if close => return Ok((reply, Outcome::Answered)),
+                    other => other,
+                };
+                trace.tools.push("store.products");
                 match self.product_reply(text, u, ctx.page).await? {
                     Some(reply) => (reply, Outcome::Answered),
-                    // Not a product we sell: a policy may still answer it (sizing, care).
-                    None => match self.knowledge_reply(text, tools).await {
-                        Some(reply) => (reply, Outcome::Answered),
-                        None => (self.plain("product_not_found"), Outcome::Unanswered),
+                    None => match found {
+                        Found::Answer(reply) => (reply, Outcome::Answered),
+                        Found::Ambiguous(reply) => (reply, Outcome::Clarify),
+                        Found::Nothing => (self.plain("product_not_found"), Outcome::Unanswered),
                     },
                 }
             }
-            Action::Knowledge => match self.knowledge_reply(text, tools).await {
-                Some(reply) => (reply, Outcome::Answered),
-                None => (self.unknown(), Outcome::Unanswered),
-            },
+            Action::Knowledge => self.from_knowledge(text, u, trace).await,
             Action::Greeting => {
                 let name = match ctx.identity {
                     Identity::Verified { name: Some(name), .. } => name.split_whitespace().next().map(str::to_owned),
@@ -228,19 +291,125 @@ impl Assistant {
                 };
                 (self.render_answer("greeting", json!({ "name": name })), Outcome::Answered)
             }
+            Action::Clarify => match self.knowledge_reply(text, u, trace).await {
+                // Unsure what was meant, but the knowledge base has exactly it.
+                Found::Answer(reply) => (reply, Outcome::Answered),
+                Found::Ambiguous(reply) => (reply, Outcome::Clarify),
+                Found::Nothing => {
+                    let second = ctx.prior_unanswered > 0;
+                    (self.render_answer("clarify", json!({ "second": second })), Outcome::Clarify)
+                }
+            },
             Action::Unknown => {
                 // Customers rarely use our words: try the knowledge base, then
                 // the catalog, before admitting we do not know.
-                if let Some(reply) = self.knowledge_reply(text, tools).await {
-                    return Ok((reply, Outcome::Answered));
+                match self.knowledge_reply(text, u, trace).await {
+                    Found::Answer(reply) => return Ok((reply, Outcome::Answered)),
+                    Found::Ambiguous(reply) => return Ok((reply, Outcome::Clarify)),
+                    Found::Nothing => {}
                 }
-                tools.push("store.products");
+                trace.tools.push("store.products");
                 match self.product_reply(text, u, None).await? {
                     Some(reply) => (reply, Outcome::Answered),
                     None => (self.unknown(), Outcome::Unanswered),
                 }
             }
         })
+    }
+
+    async fn from_knowledge(&self, text: &str, u: &Understanding, trace: &mut Trace) -> (Reply, Outcome) {
+        match self.knowledge_reply(text, u, trace).await {
+            Found::Answer(reply) => (reply, Outcome::Answered),
+            Found::Ambiguous(reply) => (reply, Outcome::Clarify),
+            Found::Nothing => (self.unknown(), Outcome::Unanswered),
+        }
+    }
+
+    /// "Can I cancel?": what can still be done depends on whether it shipped.
+    /// A person makes the change; a shipped order is explained, not handed off.
+    async fn order_change(
+        &self,
+        text: &str,
+        u: &Understanding,
+        ctx: &TurnContext<'_>,
+        trace: &mut Trace,
+    ) -> Result<(Reply, Outcome), StoreError> {
+        trace.tools.push("store.orders");
+        let scope = ctx.identity.scope();
+        let order = match u.order_numbers.first() {
+            Some(number) => self.store.order(&scope, number).await?,
+            None => self.store.recent_orders(&scope, 1).await?.into_iter().next(),
+        };
+        let state = order.as_ref().map(|o| match (o.status, o.fulfillment_status) {
+            (OrderStatus::Cancelled | OrderStatus::Refunded, _) => "closed",
+            (_, FulfillmentStatus::Unfulfilled) => "open",
+            _ => "shipped",
+        });
+        let context = json!({
+            "order": order.as_ref().map(views::order),
+            "state": state,
+            "days": self.return_window_days,
+        });
+        let reply = self.templates.render("order_change", context);
+        if matches!(state, Some("shipped" | "closed")) {
+            let cards = order.iter().map(views::order_card).collect();
+            return Ok((Reply::Answer { text: reply, cards, citations: vec![] }, Outcome::Answered));
+        }
+        let summary = match &order {
+            Some(o) => format!("Change or cancellation of {} requested: {}", o.number, clip(text, 300)),
+            None => format!("Change or cancellation requested: {}", clip(text, 300)),
+        };
+        Ok((Reply::Handoff { text: reply, reason: EscalationReason::ActionRequired, summary }, Outcome::Escalated))
+    }
+
+    /// "Can I still return my boots?" from a customer whose orders we may
+    /// see: the policy applied to their order (delivered when, inside or
+    /// outside the window). `None` when no order of theirs fits: the policy
+    /// alone answers.
+    async fn return_window(
+        &self,
+        text: &str,
+        u: &Understanding,
+        ctx: &TurnContext<'_>,
+        trace: &mut Trace,
+    ) -> Result<Option<(Reply, Outcome)>, StoreError> {
+        trace.tools.push("store.orders");
+        let scope = ctx.identity.scope();
+        let orders = match u.order_numbers.first() {
+            Some(number) => self.store.order(&scope, number).await?.into_iter().collect(),
+            None => self.store.recent_orders(&scope, 5).await?,
+        };
+        let Some(order) = order_in_question(&orders, text) else { return Ok(None) };
+        let deadline =
+            order.delivered_on.as_deref().and_then(parse_day).map(|d| d + Duration::days(self.return_window_days));
+        let state = match (order.status, deadline) {
+            (OrderStatus::Cancelled | OrderStatus::Refunded, _) => "nothing",
+            (_, Some(deadline)) if OffsetDateTime::now_utc().date() <= deadline => "open",
+            (_, Some(_)) => "closed",
+            (_, None) => "not_delivered",
+        };
+        // The policy itself, quoted and cited beside the customer's dates.
+        let quoted = match self.knowledge_reply(text, u, trace).await {
+            Found::Answer(_) => trace.passages.first().cloned(),
+            _ => None,
+        };
+        let excerpt = quoted.as_ref().map(|hit| views::excerpt(&hit.text, text, 300));
+        let items: Vec<&str> = order.items.iter().map(|i| item_name(&i.title)).collect();
+        let context = json!({
+            "order": views::order(order),
+            "state": state,
+            "items": items.join(", "),
+            "delivered_on": order.delivered_on,
+            "deadline": deadline.map(format_day),
+            "days": self.return_window_days,
+            "excerpt": excerpt,
+            "title": quoted.as_ref().map(|h| &h.title),
+            "heading": quoted.as_ref().and_then(|h| h.heading.as_ref()),
+        });
+        let text = self.templates.render("return_window", context);
+        let citations = quoted.iter().map(citation).collect();
+        let reply = Reply::Answer { text, cards: vec![views::order_card(order)], citations };
+        Ok(Some((reply, Outcome::Answered)))
     }
 
     fn plain(&self, template: &str) -> Reply {
@@ -255,25 +424,37 @@ impl Assistant {
         Reply::Answer { text: self.templates.render(template, context), cards: vec![], citations: vec![] }
     }
 
-    /// The best knowledge passage, quoted with its citation, if it is good enough.
-    async fn knowledge_reply(&self, text: &str, tools: &mut Vec<&'static str>) -> Option<Reply> {
-        tools.push("knowledge.search");
-        let hit = match self.knowledge.search(text, 1).await {
-            Ok(hits) => hits.into_iter().next()?,
+    /// The best knowledge passage, quoted with its citation, if the answer
+    /// test says it answers; a question back if two articles fit alike.
+    async fn knowledge_reply(&self, text: &str, u: &Understanding, trace: &mut Trace) -> Found {
+        trace.tools.push("knowledge.search");
+        let search = self.knowledge.search_ranked(text, u.embedding.as_deref(), PASSAGES, Ranking::Hybrid);
+        trace.passages = match search.await {
+            Ok(hits) => hits,
             Err(error) => {
                 tracing::warn!(%error, "knowledge search failed during a turn");
-                return None;
+                return Found::Nothing;
             }
         };
-        if !answers(&hit) {
-            return None;
+        match self.knowledge.answer_test().judge(&trace.passages) {
+            Verdict::Answer(hit) => {
+                let excerpt = views::excerpt(&hit.text, text, 420);
+                let context = json!({ "excerpt": excerpt, "title": hit.title, "heading": hit.heading });
+                let answer = self.templates.render("knowledge_answer", context);
+                Found::Answer(Reply::Answer { text: answer, cards: vec![], citations: vec![citation(hit)] })
+            }
+            Verdict::Ambiguous(first, second) => {
+                let title = |h: &Hit| h.heading.clone().unwrap_or_else(|| h.title.clone());
+                let context = json!({ "first": title(first), "second": title(second) });
+                let text = self.templates.render("clarify_article", context);
+                Found::Ambiguous(Reply::Answer {
+                    text,
+                    cards: vec![],
+                    citations: vec![citation(first), citation(second)],
+                })
+            }
+            Verdict::Decline => Found::Nothing,
         }
-        let excerpt = views::excerpt(&hit.text, text, 420);
-        let answer = self
-            .templates
-            .render("knowledge_answer", json!({ "excerpt": excerpt, "title": hit.title, "heading": hit.heading }));
-        let citation = Citation { article_id: hit.article_id, title: hit.title, url: hit.url };
-        Some(Reply::Answer { text: answer, cards: vec![], citations: vec![citation] })
     }
 
     async fn product_reply(
@@ -298,11 +479,34 @@ impl Assistant {
     }
 }
 
-/// Whether a passage answers the question: it speaks to most of the
-/// question's words, or means nearly the same. (`kb eval` counts how often
-/// the right passage passes this test.)
-pub fn answers(hit: &Hit) -> bool {
-    hit.coverage >= MIN_KNOWLEDGE_COVERAGE || hit.similarity.is_some_and(|s| s >= MIN_KNOWLEDGE_SIMILARITY)
+fn citation(hit: &Hit) -> Citation {
+    Citation { article_id: hit.article_id.clone(), title: hit.title.clone(), url: hit.url.clone() }
+}
+
+/// The order a return question is about: one whose items the message
+/// names ("my boots"), else the latest delivered one, else the latest.
+fn order_in_question<'a>(orders: &'a [Order], text: &str) -> Option<&'a Order> {
+    let asked: Vec<String> = crate::text::terms(text).filter(|t| !crate::text::is_stopword(t)).collect();
+    let names_an_item =
+        |o: &&Order| o.items.iter().any(|i| crate::text::terms(item_name(&i.title)).any(|t| asked.contains(&t)));
+    orders
+        .iter()
+        .find(names_an_item)
+        .or_else(|| orders.iter().find(|o| o.delivered_on.is_some()))
+        .or_else(|| orders.first())
+}
+
+/// "Ridgeline Hiking Boots - 8.5 / Walnut" → "Ridgeline Hiking Boots".
+fn item_name(title: &str) -> &str {
+    title.split(" - ").next().unwrap_or(title).trim()
+}
+
+fn parse_day(day: &str) -> Option<Date> {
+    Date::parse(day.get(..10)?, &Iso8601::DATE).ok()
+}
+
+fn format_day(day: Date) -> String {
+    day.format(format_description!("[month repr:long] [day padding:none], [year]")).unwrap_or_else(|_| day.to_string())
 }
 
 fn clip(text: &str, max_chars: usize) -> String {

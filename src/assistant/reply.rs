@@ -24,6 +24,9 @@ pub const REQUIRED: &[&str] = &[
     "handoff",
     "handoff_already",
     "store_unavailable",
+    "clarify",
+    "clarify_article",
+    "return_window",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -94,43 +94,85 @@ pub fn product_handle(url: &str) -> Option<String> {
     (!handle.is_empty()).then(|| handle.to_owned())
 }
 
-/// The lines of a passage that speak to the question, in their own order,
-/// within `max_chars`. Lines (list items, sentences) are kept whole: a half
-/// sentence of policy is worse than none. Markdown emphasis and list markers
-/// are dropped, since the widget shows plain text; table rows are used only
-/// when the passage has nothing else.
-pub fn excerpt(passage: &str, question: &str, max_chars: usize) -> String {
-    let wanted: Vec<String> = terms(question).filter(|t| !is_stopword(t)).collect();
-    let plain = passage.replace("**", "").replace("__", "");
-    let prose: Vec<&str> = plain.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('|')).collect();
-    let lines: Vec<&str> = if prose.is_empty() { plain.lines().map(str::trim).collect() } else { prose };
-    let units: Vec<&str> =
-        lines.into_iter().map(strip_list_marker).flat_map(split_sentences).filter(|u| !u.is_empty()).collect();
-    let mut ranked: Vec<(usize, usize)> =
-        units.iter().enumerate().map(|(i, u)| (i, terms(u).filter(|t| wanted.contains(t)).count())).collect();
-    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-
-    let mut chosen = Vec::new();
-    let mut length = 0;
-    for (i, score) in ranked {
-        let unit_len = units[i].chars().count();
-        if !chosen.is_empty() && (score == 0 || length + unit_len > max_chars) {
-            continue;
-        }
-        chosen.push(i);
-        length += unit_len + 1;
-    }
-    chosen.sort_unstable();
-    chosen.iter().map(|&i| units[i]).collect::<Vec<_>>().join(" ")
+/// One piece of a passage an excerpt may take: a sentence of prose or a
+/// whole list item, with its Markdown (emphasis, links) as written.
+struct Unit<'a> {
+    text: &'a str,
+    /// Which paragraph or list it belongs to.
+    block: usize,
+    list_item: bool,
 }
 
-/// `- item`, `* item`, `3. item` → `item`.
-fn strip_list_marker(line: &str) -> &str {
-    let unbulleted = line.strip_prefix("- ").or_else(|| line.strip_prefix("* ")).unwrap_or(line);
-    match unbulleted.split_once(". ") {
-        Some((n, rest)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => rest,
-        _ => unbulleted,
+/// The parts of a passage that speak to the question, in their own order,
+/// within about `max_chars`, in the article's own Markdown: a list stays a
+/// list (all of it, when one item answers and the list is short: "can I pay
+/// with PayPal?" wants to see the other ways to pay too), emphasis and links
+/// stay. Sentences and items are kept whole: a half sentence of policy is
+/// worse than none. Table rows are used only when the passage has nothing else.
+pub fn excerpt(passage: &str, question: &str, max_chars: usize) -> String {
+    let wanted: Vec<String> = terms(question).filter(|t| !is_stopword(t)).collect();
+    let has_prose = passage.lines().any(|l| !l.trim().is_empty() && !l.trim().starts_with('|'));
+    let mut units = Vec::new();
+    for (block, text) in passage.split("\n\n").enumerate() {
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !(has_prose && l.starts_with('|'))) {
+            if is_list_item(line) {
+                units.push(Unit { text: line, block, list_item: true });
+            } else {
+                units.extend(split_sentences(line).into_iter().map(|text| Unit { text, block, list_item: false }));
+            }
+        }
     }
+    let mut ranked: Vec<(usize, usize)> =
+        units.iter().enumerate().map(|(i, u)| (i, terms(u.text).filter(|t| wanted.contains(t)).count())).collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+
+    let mut chosen = vec![false; units.len()];
+    let mut length = 0;
+    for (i, score) in ranked {
+        let unit_len = units[i].text.chars().count();
+        if length > 0 && (score == 0 || length + unit_len > max_chars) {
+            continue;
+        }
+        chosen[i] = true;
+        length += unit_len + 1;
+    }
+    // A list one of whose items answers is shown whole, with the sentence
+    // that introduces it, if that stays short.
+    for i in 0..units.len() {
+        if !(chosen[i] && units[i].list_item) {
+            continue;
+        }
+        let block = units[i].block;
+        let members: Vec<usize> = (0..units.len()).filter(|&j| units[j].block == block).collect();
+        let extra: usize = members.iter().filter(|&&j| !chosen[j]).map(|&j| units[j].text.chars().count() + 1).sum();
+        if length + extra <= max_chars * 3 / 2 {
+            members.iter().for_each(|&j| chosen[j] = true);
+            length += extra;
+        }
+    }
+
+    let mut out = String::new();
+    let mut previous: Option<&Unit> = None;
+    for unit in units.iter().zip(&chosen).filter(|(_, c)| **c).map(|(u, _)| u) {
+        if let Some(prev) = previous {
+            out.push_str(match (prev.block == unit.block, prev.list_item, unit.list_item) {
+                (true, false, false) => " ",
+                (true, _, _) => "\n",
+                (false, _, _) => "\n\n",
+            });
+        }
+        out.push_str(unit.text);
+        previous = Some(unit);
+    }
+    out
+}
+
+/// `- item`, `* item`, `3. item`.
+fn is_list_item(line: &str) -> bool {
+    if line.starts_with("- ") || line.starts_with("* ") {
+        return true;
+    }
+    line.split_once(". ").is_some_and(|(n, _)| !n.is_empty() && n.len() <= 3 && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 fn split_sentences(line: &str) -> Vec<&str> {
@@ -139,16 +181,18 @@ fn split_sentences(line: &str) -> Vec<&str> {
     let bytes = line.as_bytes();
     for (i, &b) in bytes.iter().enumerate() {
         // A full stop followed by a space and a capital ends a sentence;
-        // "3.5" or "e.g. this" does not.
+        // "3.5" or "e.g. this" does not. Emphasis may open the next one.
+        let next = bytes.get(i + 2..).map(|rest| rest.iter().find(|&&c| c != b'*' && c != b'_'));
         if matches!(b, b'.' | b'!' | b'?')
             && bytes.get(i + 1) == Some(&b' ')
-            && bytes.get(i + 2).is_some_and(u8::is_ascii_uppercase)
+            && next.flatten().is_some_and(u8::is_ascii_uppercase)
         {
             out.push(line[start..=i].trim());
             start = i + 1;
         }
     }
     out.push(line[start..].trim());
+    out.retain(|s| !s.is_empty());
     out
 }
 
@@ -164,12 +208,20 @@ mod tests {
     }
 
     #[test]
-    fn excerpts_are_plain_text() {
-        let passage =
-            "1. **Refunds** are issued within 2 business days.\n- Banks take **5-10 business days**.\n| a | b |";
+    fn excerpts_keep_the_articles_markdown() {
+        let passage = "We ship in **3-5 business days**. See *Returns*.\n\n| a | b |";
         assert_eq!(
-            excerpt(passage, "how many business days for refunds", 200),
-            "Refunds are issued within 2 business days. Banks take 5-10 business days."
+            excerpt(passage, "how many business days does it ship in", 200),
+            "We ship in **3-5 business days**."
+        );
+    }
+
+    #[test]
+    fn a_list_that_answers_is_shown_whole_as_a_list() {
+        let passage = "We accept these:\n\n- **Cards:** Visa, Mastercard\n- **PayPal**\n- **Apple Pay**\n\nNo cash.";
+        assert_eq!(
+            excerpt(passage, "can i pay with paypal", 200),
+            "- **Cards:** Visa, Mastercard\n- **PayPal**\n- **Apple Pay**"
         );
     }
 

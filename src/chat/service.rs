@@ -9,7 +9,7 @@ use super::{
     protocol::{ErrorCode, FrameError, MessageFrame, Page, Rating, ServerFrame},
 };
 use crate::analytics::{Metrics, ReasonLabels, TurnLabels};
-use crate::assistant::{Assistant, EscalationReason, Reply, Response, TurnContext};
+use crate::assistant::{Assistant, EscalationReason, Reply, Response, TurnContext, Understanding};
 use crate::db::{AuditRecord, Db, NewEscalation, NewMessage, NewSession, SessionRow, StoredFrame, TurnWriter};
 use crate::identity::{AttemptLimiter, Identity, normalize_order_number};
 
@@ -140,16 +140,10 @@ impl ChatService {
             return Ok(TurnResult::Duplicate(frames.into_iter().map(outbound).collect()));
         }
         self.publish_ephemeral(&session.id, &ServerFrame::Typing { on: true });
-        let refused = self.verify_in_conversation(session, connection_id, text).await?;
-
-        let escalated = self.db.open_escalation(&session.conversation_id).await?.is_some();
-        let prior_unanswered = self.db.unanswered_count(&session.conversation_id).await?;
-        let ctx = TurnContext { identity: &session.identity, page: session.page.as_ref(), prior_unanswered, escalated };
-        let response = self.assistant.respond(text, &ctx).await;
-
-        let result = self.write_response(session, client_id, &response).await;
+        let turn = self.turn(session, connection_id, client_id, text).await;
+        // Whatever happened, the widget must not be left showing "typing".
         self.publish_ephemeral(&session.id, &ServerFrame::Typing { on: false });
-        result?;
+        let (response, refused) = turn?;
         if let Some(refused) = refused {
             return Ok(TurnResult::Refused(refused));
         }
@@ -162,6 +156,25 @@ impl ChatService {
         Ok(TurnResult::Answered)
     }
 
+    /// Understands the message once, answers it and stores the answer; a
+    /// failed in-message verification comes back beside the response.
+    async fn turn(
+        &self,
+        session: &mut Session,
+        connection_id: &str,
+        client_id: &str,
+        text: &str,
+    ) -> Result<(Response, Option<FrameError>), ChatError> {
+        let understanding = self.assistant.understand(text).await;
+        let refused = self.verify_in_conversation(session, connection_id, &understanding).await?;
+        let escalated = self.db.open_escalation(&session.conversation_id).await?.is_some();
+        let prior_unanswered = self.db.unanswered_count(&session.conversation_id).await?;
+        let ctx = TurnContext { identity: &session.identity, page: session.page.as_ref(), prior_unanswered, escalated };
+        let response = self.assistant.respond(text, &understanding, &ctx).await;
+        self.write_response(session, client_id, &response).await?;
+        Ok((response, refused))
+    }
+
     /// "It's order #1001, ava@example.com": a guest who gives both in a
     /// message is verified as if they had used the form. A failure is
     /// returned so the socket can say so; the turn then goes on as before.
@@ -169,12 +182,11 @@ impl ChatService {
         &self,
         session: &mut Session,
         connection_id: &str,
-        text: &str,
+        u: &Understanding,
     ) -> Result<Option<FrameError>, ChatError> {
         if matches!(session.identity, Identity::Verified { .. }) {
             return Ok(None);
         }
-        let u = crate::assistant::understand(text);
         let ([number], [email]) = (u.order_numbers.as_slice(), u.emails.as_slice()) else { return Ok(None) };
         if session.identity.scope().order_number() == Some(number.as_str()) {
             return Ok(None);

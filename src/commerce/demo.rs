@@ -30,7 +30,7 @@ impl DemoStore {
     pub fn new(now: OffsetDateTime) -> Self {
         let customers = vec![
             customer("7001", "Ava Thompson", "ava@example.com", 2, 32_800),
-            customer("7002", "Liam Chen", "liam@example.com", 2, 11_900),
+            customer("7002", "Liam Chen", "liam@example.com", 3, 26_800),
             customer("7003", "Sofia Garcia", "sofia@example.com", 2, 41_700),
         ];
         let ups = |n: &str| Tracking {
@@ -92,6 +92,23 @@ impl DemoStore {
                 placed_at: rfc3339(now - Duration::hours(5)),
                 estimated_delivery: Some(date(now + Duration::days(5))),
                 delivered_on: None,
+                cancel_reason: None,
+                refunded_cents: 0,
+            },
+            Order {
+                number: "#1008".into(),
+                customer_id: Some("7002".into()),
+                email: "liam@example.com".into(),
+                status: OrderStatus::Open,
+                fulfillment_status: FulfillmentStatus::Delivered,
+                items: vec![item("Ridgeline Hiking Boots - 10 / Walnut", 1)],
+                tracking: vec![ups("1Z999AA10123459999")],
+                total_cents: 14_900,
+                currency: "USD".into(),
+                placed_at: rfc3339(now - Duration::days(16)),
+                estimated_delivery: None,
+                // Inside the 30-day return window.
+                delivered_on: Some(date(now - Duration::days(12))),
                 cancel_reason: None,
                 refunded_cents: 0,
             },

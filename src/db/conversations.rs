@@ -495,9 +495,10 @@ fn escalation_row(r: &AnyRow) -> Result<EscalationRow, sqlx::Error> {
 }
 
 impl Db {
-    /// How many replies in this conversation admitted not knowing.
+    /// How many replies in this conversation admitted not knowing or had to
+    /// ask what was meant.
     pub async fn unanswered_count(&self, conversation_id: &str) -> Result<i64, sqlx::Error> {
-        sqlx::query("SELECT COUNT(*) FROM messages WHERE conversation_id = $1 AND outcome = 'unanswered'")
+        sqlx::query("SELECT COUNT(*) FROM messages WHERE conversation_id = $1 AND outcome IN ('unanswered', 'clarify')")
             .bind(conversation_id)
             .fetch_one(&self.pool)
             .await?

@@ -61,7 +61,8 @@ impl From<crate::knowledge::KnowledgeError> for ApiError {
             K::Conflict(message) => ApiError::Conflict(message),
             K::Invalid(message) => ApiError::BadRequest(message),
             K::Storage(error) => ApiError::Storage(error),
-            K::Index(message) => ApiError::Knowledge(message),
+            K::Retrieval(error) => ApiError::Knowledge(error.to_string()),
+            K::Qdrant(error) => ApiError::Knowledge(error.to_string()),
         }
     }
 }

@@ -5,4 +5,5 @@ pub mod error;
 pub mod identity;
 pub mod kb;
 pub mod ops;
+pub mod preview;
 pub mod site;

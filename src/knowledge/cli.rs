@@ -9,7 +9,7 @@ use std::{
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::{KnowledgeBase, Ranking, embeddings::fetch, eval};
-use crate::{app::open_knowledge, config::Settings, db::Db};
+use crate::{config::Settings, db::Db};
 
 pub fn bar(label: &str) -> ProgressBar {
     let bar = ProgressBar::new(0);
@@ -24,7 +24,7 @@ pub fn bar(label: &str) -> ProgressBar {
 async fn open(settings: &Settings) -> anyhow::Result<KnowledgeBase> {
     let db = Db::connect(&settings.database_url).await?;
     db.migrate().await?;
-    Ok(open_knowledge(settings, db, true).await?)
+    Ok(super::startup::open(settings, db, true).await?)
 }
 
 /// `kb import`: the same idempotent import the service runs at start.
@@ -61,7 +61,7 @@ pub async fn reindex(settings: &Settings) -> anyhow::Result<()> {
 /// A knowledge base over `KNOWLEDGE_DIR` alone, in a scratch directory: the
 /// evaluation and benchmark never touch the service's own data. The model
 /// still comes from (or is fetched once into) the real `DATA_DIR`.
-async fn scratch(settings: &Settings, scratch: &Path) -> anyhow::Result<(KnowledgeBase, Duration)> {
+pub async fn scratch(settings: &Settings, scratch: &Path) -> anyhow::Result<(KnowledgeBase, Duration)> {
     let mut settings = settings.clone();
     if settings.embedding_model_dir.is_none() {
         let dir = fetch::default_model_dir(&settings.data_dir);
@@ -128,7 +128,7 @@ pub async fn bench(settings: &Settings, cases: &Path, rounds: usize) -> anyhow::
     for _ in 0..rounds {
         for q in &questions {
             let started = Instant::now();
-            kb.search_ranked(q, 3, Ranking::Lexical).await?;
+            kb.search_ranked(q, None, 3, Ranking::Lexical).await?;
             time(&mut lexical, started);
         }
     }
@@ -154,7 +154,7 @@ pub async fn bench(settings: &Settings, cases: &Path, rounds: usize) -> anyhow::
             }
             time(&mut embed, started);
             let started = Instant::now();
-            kb.search_ranked(q, 3, Ranking::Hybrid).await?;
+            kb.search_ranked(q, None, 3, Ranking::Hybrid).await?;
             time(&mut hybrid, started);
         }
     }

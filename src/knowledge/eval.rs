@@ -37,12 +37,14 @@ pub fn load_cases(path: &Path) -> Result<Vec<Case>, String> {
 pub async fn evaluate(kb: &KnowledgeBase, cases: &[Case], ranking: Ranking) -> Result<Scores, KnowledgeError> {
     let mut scores = Scores::default();
     for case in cases {
-        let hits = kb.search_ranked(&case.question, DEPTH, ranking).await?;
+        let hits = kb.search_ranked(&case.question, None, DEPTH, ranking).await?;
         if let Some(rank) = hits.iter().position(|h| h.article_id == case.article) {
             scores.recall_at_1 += f64::from(u8::from(rank == 0));
             scores.recall_at_3 += f64::from(u8::from(rank < 3));
             scores.mrr += 1.0 / (rank as f64 + 1.0);
-            scores.answered += f64::from(u8::from(rank == 0 && crate::assistant::answers(&hits[0])));
+            let quoted =
+                matches!(kb.answer_test().judge(&hits), super::Verdict::Answer(h) if h.article_id == case.article);
+            scores.answered += f64::from(u8::from(quoted));
         }
     }
     let n = cases.len().max(1) as f64;

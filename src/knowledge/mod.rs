@@ -12,9 +12,12 @@
 //! - [`index`]: the vector index trait and Qdrant Edge, embedded.
 //! - [`retrieval`]: embedder + index, kept in step with the articles.
 //! - [`service`]: [`KnowledgeBase`], what the assistant and admin API share.
+//! - [`answer`]: whether a passage answers the question, calibrated.
 //! - [`eval`]: recall@k and MRR over a labelled question set.
+//! - [`startup`]: the knowledge base the settings ask for, model and all.
 //! - [`cli`]: the `kb` commands.
 
+pub mod answer;
 pub mod articles;
 pub mod chunking;
 pub mod cli;
@@ -25,8 +28,10 @@ pub mod lexical;
 pub mod retrieval;
 pub mod service;
 pub mod sparse;
+pub mod startup;
 
+pub use answer::{AnswerTest, Verdict};
 pub use articles::{Article, ImportProblem, SourceFile, load_dir};
 pub use lexical::{Hit, LexicalIndex};
-pub use retrieval::{DenseRetrieval, Ranking};
+pub use retrieval::{DenseRetrieval, Ranking, RetrievalError};
 pub use service::{ArticlePatch, ImportReport, KnowledgeBase, KnowledgeError, NewArticle};

@@ -9,8 +9,8 @@ use indicatif::ProgressBar;
 
 use super::{
     chunking::Chunk,
-    embeddings::Embedder,
-    index::{IndexHit, IndexQuery, IndexedChunk, VectorIndex},
+    embeddings::{Embedder, EmbeddingError},
+    index::{IndexError, IndexHit, IndexQuery, IndexedChunk, VectorIndex},
     lexical::{Hit, LexicalIndex},
     sparse,
 };
@@ -29,6 +29,17 @@ pub enum Ranking {
     Hybrid,
 }
 
+/// Why dense retrieval failed: the model or the index, each with its own cause.
+#[derive(Debug, thiserror::Error)]
+pub enum RetrievalError {
+    #[error(transparent)]
+    Embedding(#[from] EmbeddingError),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    #[error("the model gave {got} vectors for {wanted} texts")]
+    Shape { wanted: usize, got: usize },
+}
+
 pub struct DenseRetrieval {
     embedder: Arc<Embedder>,
     index: Arc<dyn VectorIndex>,
@@ -43,6 +54,11 @@ impl DenseRetrieval {
         &self.embedder
     }
 
+    /// A question's embedding, to share between understanding and search.
+    pub async fn embed_query(&self, query: &str) -> Result<Vec<f32>, RetrievalError> {
+        Ok(self.embedder.embed_query(query.to_owned()).await?)
+    }
+
     /// Whether other replicas read the same index (a Qdrant server).
     pub fn index_is_shared(&self) -> bool {
         self.index.is_shared()
@@ -51,9 +67,9 @@ impl DenseRetrieval {
     /// Makes the index hold exactly `chunks`: rebuilt from scratch if it is
     /// from another model (or `force`), otherwise only the articles whose
     /// chunks differ are re-embedded.
-    pub async fn sync(&self, chunks: &[Chunk], force: bool, progress: &ProgressBar) -> Result<(), String> {
+    pub async fn sync(&self, chunks: &[Chunk], force: bool, progress: &ProgressBar) -> Result<(), RetrievalError> {
         let model = self.embedder.model_id();
-        let stored = self.index.prepare(model, self.embedder.dimension(), force).await.map_err(|e| e.to_string())?;
+        let stored = self.index.prepare(model, self.embedder.dimension(), force).await?;
         let mut by_article: HashMap<&str, Vec<Chunk>> = HashMap::new();
         for chunk in chunks {
             by_article.entry(chunk.article_id.as_str()).or_default().push(chunk.clone());
@@ -67,15 +83,18 @@ impl DenseRetrieval {
             }
         }
         for gone in stored.keys().filter(|id| !by_article.contains_key(id.as_str())) {
-            self.index.delete_article(gone).await.map_err(|e| e.to_string())?;
+            self.index.delete_article(gone).await?;
         }
         Ok(())
     }
 
     /// Replaces one article's chunks in the index (none: removes it).
-    pub async fn replace_article(&self, article_id: &str, chunks: &[Chunk]) -> Result<(), String> {
+    pub async fn replace_article(&self, article_id: &str, chunks: &[Chunk]) -> Result<(), RetrievalError> {
         let texts: Vec<String> = chunks.iter().map(Chunk::embedding_text).collect();
-        let vectors = self.embedder.embed_documents(texts.clone()).await.map_err(|e| e.to_string())?;
+        let vectors = self.embedder.embed_documents(texts.clone()).await?;
+        if vectors.len() != texts.len() {
+            return Err(RetrievalError::Shape { wanted: texts.len(), got: vectors.len() });
+        }
         let fingerprint = fingerprint(self.embedder.model_id(), chunks);
         let points = chunks
             .iter()
@@ -89,14 +108,21 @@ impl DenseRetrieval {
                 fingerprint: fingerprint.clone(),
             })
             .collect();
-        self.index.replace_article(article_id, points).await.map_err(|e| e.to_string())
+        Ok(self.index.replace_article(article_id, points).await?)
     }
 
     /// Chunks ranked by `ranking` (`Lexical` is taken as `Sparse`: the
     /// in-memory ranking needs no index), each with its cosine where known.
-    pub async fn search(&self, query: &str, limit: usize, ranking: Ranking) -> Result<Vec<IndexHit>, String> {
+    /// `vector` is the question's embedding when the turn already made it.
+    pub async fn search(
+        &self,
+        query: &str,
+        vector: Option<&[f32]>,
+        limit: usize,
+        ranking: Ranking,
+    ) -> Result<Vec<IndexHit>, RetrievalError> {
         let words = sparse::query(query);
-        let search = |query, limit| async move { self.index.search(query, limit).await.map_err(|e| e.to_string()) };
+        let search = |query, limit| async move { self.index.search(query, limit).await.map_err(RetrievalError::from) };
         if matches!(ranking, Ranking::Lexical | Ranking::Sparse) {
             return search(IndexQuery::Sparse(&words), limit).await;
         }
@@ -107,7 +133,12 @@ impl DenseRetrieval {
                 _ => Ok(Vec::new()),
             }
         };
-        let embedded = async { self.embedder.embed_query(query.to_owned()).await.map_err(|e| e.to_string()) };
+        let embedded = async {
+            match vector {
+                Some(vector) => Ok(vector.to_vec()),
+                None => self.embed_query(query).await,
+            }
+        };
         let (vector, lexical) = tokio::try_join!(embedded, lexical)?;
         match ranking {
             Ranking::Hybrid => Ok(fuse(search(IndexQuery::Dense(&vector), DENSE_DEPTH).await?, &lexical, limit)),

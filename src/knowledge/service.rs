@@ -11,11 +11,11 @@ use indicatif::ProgressBar;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Article, ImportProblem, SourceFile,
+    AnswerTest, Article, ImportProblem, SourceFile,
     articles::{MAX_FILE_BYTES, is_valid_id, sha256_hex},
     chunking::{Chunk, chunk_article},
     lexical::{Hit, LexicalIndex, best_per_article},
-    retrieval::{DenseRetrieval, Ranking, to_hits},
+    retrieval::{DenseRetrieval, Ranking, RetrievalError, to_hits},
 };
 use crate::db::{ArticleFields, ArticleRecord, ArticleVersion, ArticleWrite, Db};
 
@@ -29,8 +29,10 @@ pub enum KnowledgeError {
     Invalid(String),
     #[error(transparent)]
     Storage(#[from] sqlx::Error),
-    #[error("the search index failed: {0}")]
-    Index(String),
+    #[error("retrieval failed: {0}")]
+    Retrieval(#[from] RetrievalError),
+    #[error("cannot use the Qdrant server at QDRANT_URL: {0}")]
+    Qdrant(super::index::IndexError),
 }
 
 /// A new article from the admin API.
@@ -111,7 +113,7 @@ impl KnowledgeBase {
     pub async fn attach_dense(&self, dense: DenseRetrieval, progress: &ProgressBar) -> Result<(), KnowledgeError> {
         let _write = self.writes.lock().await;
         let (_, chunks) = self.published_chunks().await?;
-        dense.sync(&chunks, false, progress).await.map_err(KnowledgeError::Index)?;
+        dense.sync(&chunks, false, progress).await?;
         // Only this function sets it after `open`, under the write lock.
         let _ = self.dense.set(dense);
         Ok(())
@@ -128,7 +130,7 @@ impl KnowledgeBase {
         let _write = self.writes.lock().await;
         let (count, chunks) = self.published_chunks().await?;
         if let Some(dense) = self.dense.get() {
-            dense.sync(&chunks, force, progress).await.map_err(KnowledgeError::Index)?;
+            dense.sync(&chunks, force, progress).await?;
         }
         *self.lexical.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(LexicalIndex::new(chunks));
         Ok(count)
@@ -142,6 +144,11 @@ impl KnowledgeBase {
 
     pub fn dense(&self) -> Option<&DenseRetrieval> {
         self.dense.get()
+    }
+
+    /// The answer test for the retrieval in service.
+    pub fn answer_test(&self) -> AnswerTest {
+        if self.dense.get().is_some() { AnswerTest::HYBRID } else { AnswerTest::LEXICAL }
     }
 
     /// How many published articles answers can come from.
@@ -158,12 +165,32 @@ impl KnowledgeBase {
     /// The best passage of each matching article, best first: hybrid when a
     /// model is loaded, lexical otherwise.
     pub async fn search(&self, query: &str, limit: usize) -> Result<Vec<Hit>, KnowledgeError> {
-        self.search_ranked(query, limit, Ranking::Hybrid).await
+        self.search_ranked(query, None, limit, Ranking::Hybrid).await
     }
 
-    /// [`Self::search`] with a chosen ranking; without a model every ranking
-    /// is lexical.
-    pub async fn search_ranked(&self, query: &str, limit: usize, ranking: Ranking) -> Result<Vec<Hit>, KnowledgeError> {
+    /// A question's embedding, made once per turn for understanding and
+    /// search alike; `None` without a model or when it fails (the turn then
+    /// goes on lexically).
+    pub async fn embed_query(&self, query: &str) -> Option<Arc<[f32]>> {
+        let dense = self.dense.get()?;
+        match dense.embed_query(query).await {
+            Ok(vector) => Some(vector.into()),
+            Err(error) => {
+                tracing::warn!(%error, "could not embed a question; understanding and search go on without it");
+                None
+            }
+        }
+    }
+
+    /// [`Self::search`] with a chosen ranking, reusing the question's
+    /// `vector` when the turn has it; without a model every ranking is lexical.
+    pub async fn search_ranked(
+        &self,
+        query: &str,
+        vector: Option<&[f32]>,
+        limit: usize,
+        ranking: Ranking,
+    ) -> Result<Vec<Hit>, KnowledgeError> {
         let index = self.lexical_index();
         let lexical = index.search_chunks(query);
         let dense = match self.dense.get() {
@@ -176,7 +203,7 @@ impl KnowledgeBase {
         };
         // Several chunks of one article may rank high; look deep enough to
         // still fill `limit` distinct articles.
-        let ranked = match dense.search(query, limit.max(1) * 8, ranking).await {
+        let ranked = match dense.search(query, vector, limit.max(1) * 8, ranking).await {
             Ok(ranked) => to_hits(&ranked, &lexical, &index),
             // A customer is waiting: an unreachable embeddings endpoint or
             // index degrades the answer to lexical, it does not fail it.
@@ -184,7 +211,7 @@ impl KnowledgeBase {
                 tracing::warn!(%error, "dense retrieval failed; answering from lexical search alone");
                 lexical
             }
-            Err(error) => return Err(KnowledgeError::Index(error)),
+            Err(error) => return Err(error.into()),
         };
         let mut hits = best_per_article(ranked);
         hits.truncate(limit);
@@ -354,7 +381,7 @@ impl KnowledgeBase {
             _ => Vec::new(),
         };
         if let Some(dense) = self.dense.get().filter(|_| with_vectors) {
-            dense.replace_article(&record.id, &chunks).await.map_err(KnowledgeError::Index)?;
+            dense.replace_article(&record.id, &chunks).await?;
         }
         let current = self.lexical_index();
         let mut all: Vec<Chunk> = current.chunks().iter().filter(|c| c.article_id != record.id).cloned().collect();

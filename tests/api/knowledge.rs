@@ -252,7 +252,7 @@ async fn hybrid_retrieval_beats_lexical_and_dense_on_the_labelled_questions() {
         storefront_assistant::config::Settings::from_lookup(|k| vars.get(k).map(|v| (*v).to_owned())).unwrap();
     let db = storefront_assistant::db::Db::connect(&settings.database_url).await.unwrap();
     db.migrate().await.unwrap();
-    let kb = storefront_assistant::app::open_knowledge(&settings, db, false).await.unwrap();
+    let kb = storefront_assistant::knowledge::startup::open(&settings, db, false).await.unwrap();
     kb.import_dir(&settings.knowledge_dir, &indicatif::ProgressBar::hidden()).await.unwrap();
     for set in ["eval/retrieval.yaml", "eval/holdout.yaml"] {
         let cases = eval::load_cases(&Path::new(root).join(set)).unwrap();

@@ -1,0 +1,158 @@
+//! Whether what retrieval found answers the question: the test the
+//! assistant applies before quoting a passage, calibrated on labelled
+//! questions the knowledge base can and cannot answer (`eval --tune`
+//! chooses it; `eval` reports it on held-out sets too).
+
+use serde::Serialize;
+
+use super::Hit;
+
+/// One way to tell an answer from a near miss.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct AnswerTest {
+    /// The best passage must mean nearly what the question asks (cosine)...
+    pub min_similarity: f64,
+    /// ...or contain most of the question's weight in words (lexical coverage).
+    pub min_coverage: f64,
+    /// A second article this close in score that passes as well makes the
+    /// question ambiguous: the assistant asks which one is meant.
+    pub min_margin: f64,
+}
+
+impl AnswerTest {
+    /// With a sentence model: chosen by `eval --tune` on `eval/retrieval.yaml`
+    /// and `eval/unanswerable.yaml` as the test with the most right answers
+    /// while at most 5 % of either set is answered wrongly.
+    pub const HYBRID: AnswerTest = AnswerTest { min_similarity: 0.5, min_coverage: 0.75, min_margin: 0.02 };
+
+    /// Words alone (`EMBEDDINGS=none`): coverage is all there is.
+    pub const LEXICAL: AnswerTest = AnswerTest { min_similarity: f64::INFINITY, min_coverage: 0.5, min_margin: 0.0 };
+
+    fn passes(&self, hit: &Hit) -> bool {
+        hit.coverage >= self.min_coverage || hit.similarity.is_some_and(|s| s >= self.min_similarity)
+    }
+
+    /// Judges hits ranked best first, one per article.
+    pub fn judge<'a>(&self, hits: &'a [Hit]) -> Verdict<'a> {
+        let Some(first) = hits.first().filter(|h| self.passes(h)) else {
+            return Verdict::Decline;
+        };
+        match hits.get(1) {
+            Some(second) if self.passes(second) && first.score - second.score < self.min_margin => {
+                Verdict::Ambiguous(first, second)
+            }
+            _ => Verdict::Answer(first),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Verdict<'a> {
+    Answer(&'a Hit),
+    /// Two articles fit about equally: quoting one would be a guess.
+    Ambiguous(&'a Hit, &'a Hit),
+    Decline,
+}
+
+/// What a test did with one labelled set, as shares of its questions.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct AnswerScores {
+    pub right: f64,
+    pub wrong: f64,
+    /// Declined or asked which article was meant.
+    pub declined: f64,
+}
+
+/// Scores `test` on questions with their hits and, for answerable ones, the
+/// article that answers them (`None`: the knowledge base cannot).
+pub fn score(test: &AnswerTest, cases: &[(Vec<Hit>, Option<String>)]) -> AnswerScores {
+    let mut s = AnswerScores::default();
+    for (hits, want) in cases {
+        match (test.judge(hits), want) {
+            (Verdict::Answer(hit), Some(article)) if &hit.article_id == article => s.right += 1.0,
+            (Verdict::Answer(_), _) => s.wrong += 1.0,
+            _ => s.declined += 1.0,
+        }
+    }
+    let n = cases.len().max(1) as f64;
+    AnswerScores { right: s.right / n, wrong: s.wrong / n, declined: s.declined / n }
+}
+
+/// The test with the most right answers on `answerable` while at most
+/// `max_wrong` of `answerable` and of `unanswerable` get a wrong answer.
+pub fn calibrate(
+    answerable: &[(Vec<Hit>, Option<String>)],
+    unanswerable: &[(Vec<Hit>, Option<String>)],
+    max_wrong: f64,
+) -> Option<(AnswerTest, AnswerScores, AnswerScores)> {
+    let mut best: Option<(AnswerTest, AnswerScores, AnswerScores)> = None;
+    let steps =
+        |from: f64, to: f64, by: f64| (0..=((to - from) / by).round() as usize).map(move |i| from + i as f64 * by);
+    for min_similarity in steps(0.30, 0.80, 0.01) {
+        for min_coverage in steps(0.5, 1.0, 0.05).chain([f64::INFINITY]) {
+            for min_margin in steps(0.0, 0.08, 0.01) {
+                let test = AnswerTest { min_similarity, min_coverage, min_margin };
+                let (a, u) = (score(&test, answerable), score(&test, unanswerable));
+                if a.wrong > max_wrong || u.wrong > max_wrong {
+                    continue;
+                }
+                // More right answers; then fewer wrong ones; then the stricter test.
+                let better = best
+                    .as_ref()
+                    .is_none_or(|(_, ba, bu)| (a.right, -(a.wrong + u.wrong)) > (ba.right, -(ba.wrong + bu.wrong)));
+                if better {
+                    best = Some((test, a, u));
+                }
+            }
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(article: &str, score: f64, similarity: f64) -> Hit {
+        Hit {
+            article_id: article.into(),
+            ordinal: 0,
+            title: article.into(),
+            url: None,
+            heading: None,
+            text: String::new(),
+            score,
+            coverage: 0.0,
+            similarity: Some(similarity),
+        }
+    }
+
+    #[test]
+    fn a_clear_best_passage_is_an_answer_and_a_weak_one_is_not() {
+        let test = AnswerTest { min_similarity: 0.5, min_coverage: 2.0, min_margin: 0.03 };
+        assert!(matches!(test.judge(&[hit("returns", 0.7, 0.7), hit("refunds", 0.5, 0.5)]), Verdict::Answer(_)));
+        assert!(matches!(test.judge(&[hit("returns", 0.4, 0.4)]), Verdict::Decline));
+        assert!(matches!(test.judge(&[]), Verdict::Decline));
+    }
+
+    #[test]
+    fn two_close_articles_that_both_pass_are_ambiguous() {
+        let test = AnswerTest { min_similarity: 0.5, min_coverage: 2.0, min_margin: 0.03 };
+        let hits = [hit("returns", 0.62, 0.62), hit("refunds", 0.61, 0.61)];
+        assert!(
+            matches!(test.judge(&hits), Verdict::Ambiguous(a, b) if a.article_id == "returns" && b.article_id == "refunds")
+        );
+    }
+
+    #[test]
+    fn calibration_keeps_wrong_answers_under_the_bound() {
+        let answerable = vec![
+            (vec![hit("returns", 0.7, 0.7)], Some("returns".to_owned())),
+            (vec![hit("shipping", 0.55, 0.55)], Some("returns".to_owned())),
+        ];
+        let unanswerable = vec![(vec![hit("shipping", 0.5, 0.5)], None)];
+        let (test, a, u) = calibrate(&answerable, &unanswerable, 0.0).expect("a test exists");
+        assert_eq!((a.right, a.wrong, u.wrong), (0.5, 0.0, 0.0));
+        assert!(test.min_similarity > 0.55 && test.min_similarity <= 0.7);
+    }
+}
