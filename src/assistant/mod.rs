@@ -263,7 +263,7 @@ impl Assistant {
             Action::OrderChange => self.order_change(text, u, ctx, trace).await?,
             Action::ReturnWindow => match self.return_window(text, u, ctx, trace).await? {
                 Some(done) => done,
-                None => self.from_knowledge(text, u, trace).await,
+                None => self.answer_from_knowledge(text, u, trace).await,
             },
             Action::ProductSearch => {
                 // Care and how-to questions name products but want a policy.
@@ -283,7 +283,7 @@ impl Assistant {
                     },
                 }
             }
-            Action::Knowledge => self.from_knowledge(text, u, trace).await,
+            Action::Knowledge => self.answer_from_knowledge(text, u, trace).await,
             Action::Greeting => {
                 let name = match ctx.identity {
                     Identity::Verified { name: Some(name), .. } => name.split_whitespace().next().map(str::to_owned),
@@ -317,7 +317,7 @@ impl Assistant {
         })
     }
 
-    async fn from_knowledge(&self, text: &str, u: &Understanding, trace: &mut Trace) -> (Reply, Outcome) {
+    async fn answer_from_knowledge(&self, text: &str, u: &Understanding, trace: &mut Trace) -> (Reply, Outcome) {
         match self.knowledge_reply(text, u, trace).await {
             Found::Answer(reply) => (reply, Outcome::Answered),
             Found::Ambiguous(reply) => (reply, Outcome::Clarify),

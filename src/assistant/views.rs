@@ -114,7 +114,7 @@ pub fn excerpt(passage: &str, question: &str, max_chars: usize) -> String {
     let has_prose = passage.lines().any(|l| !l.trim().is_empty() && !l.trim().starts_with('|'));
     let mut units = Vec::new();
     for (block, text) in passage.split("\n\n").enumerate() {
-        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !(has_prose && l.starts_with('|'))) {
+        for line in text.lines().map(str::trim).filter(|l| !(l.is_empty() || has_prose && l.starts_with('|'))) {
             if is_list_item(line) {
                 units.push(Unit { text: line, block, list_item: true });
             } else {

@@ -162,7 +162,7 @@ async fn escalation_recall_on_the_labelled_sets_stays_above_98_percent() {
     let settings = Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
     let assistant = eval::scratch_assistant(&settings, scratch.path()).await.unwrap();
     for set in ["messages.yaml", "messages-holdout.yaml"] {
-        let messages: Vec<eval::LabelledMessage> = eval::load(&format!("{root}/eval/{set}").as_ref()).unwrap();
+        let messages: Vec<eval::LabelledMessage> = eval::load(format!("{root}/eval/{set}").as_ref()).unwrap();
         let report = eval::messages(&assistant, &messages).await;
         assert!(
             report.escalation_recall() >= 0.98,
