@@ -45,12 +45,14 @@ pub enum Method {
 
 impl Default for Params {
     fn default() -> Self {
+        // `eval --tune` on messages.yaml: neighbours beat the linear heads
+        // on escalation recall at every false-escalation rate tried.
         Self {
-            method: Method::Linear,
+            method: Method::Neighbours,
             routine_below: 0.5,
             k: 3,
             temperature: 0.03,
-            signal_margin: -0.02,
+            signal_margin: -0.04,
             signal_floor: 0.45,
         }
     }
