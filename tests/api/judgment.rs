@@ -135,6 +135,16 @@ async fn the_preview_shows_the_reading_and_the_reply_and_stores_nothing() {
 
     let (status, _) = preview(json!({ "text": "" })).await;
     assert_eq!(status, 400);
+    let forged = app
+        .http
+        .post(app.url("/v1/admin/preview"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "application/json")
+        .body(r#"{"text":"where is my order","identity":{"status":"root","customer_id":7}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(forged.status().is_client_error(), "an unknown identity is refused, not guessed at");
     let unauthorized = app.http.post(app.url("/v1/admin/preview")).json(&json!({ "text": "hi" })).send().await.unwrap();
     assert_eq!(unauthorized.status(), 401);
     let list: Value = app.admin_get("/v1/admin/conversations").await.json().await.unwrap();

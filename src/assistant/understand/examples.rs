@@ -7,7 +7,7 @@
 use std::{
     collections::HashMap,
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, OnceLock},
 };
 
 use serde::Serialize;
@@ -185,7 +185,6 @@ pub struct Judgement {
 pub struct Classifier {
     examples: Examples,
     trained: Arc<Trained>,
-    dimension: usize,
     pub params: Params,
 }
 
@@ -194,6 +193,14 @@ pub struct Classifier {
 struct Trained {
     /// Row-major, one unit vector per example.
     vectors: Vec<f32>,
+    dimension: usize,
+    labels: Vec<Label>,
+    /// Trained on first use: only `Method::Linear` needs them, and the
+    /// service runs neighbours, so a start-up does not pay for training.
+    heads: OnceLock<Option<Heads>>,
+}
+
+struct Heads {
     intent: LinearHead,
     signal: LinearHead,
 }
@@ -214,7 +221,7 @@ impl Classifier {
         let fingerprint = examples.fingerprint(embedder.model_id());
         let made = MADE.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_default().get(&fingerprint).cloned();
         if let Some(trained) = made {
-            return Ok(Self { examples, trained, dimension, params: Params::default() });
+            return Ok(Self { examples, trained, params: Params::default() });
         }
         let cache_file = cache_dir.map(|d| d.join(format!("understanding-{}.f32", &fingerprint[..16])));
         let vectors = match cache_file.as_deref().and_then(|f| read_vectors(f, examples.len() * dimension)) {
@@ -232,18 +239,14 @@ impl Classifier {
                 vectors
             }
         };
-        let labels = examples.labels.clone();
-        let trained = tokio::task::spawn_blocking(move || Trained::new(vectors, dimension, &labels))
-            .await
-            .map_err(|e| UnderstandError::Invalid(format!("training was interrupted: {e}")))??;
-        let trained = Arc::new(trained);
+        let trained = Arc::new(Trained { vectors, dimension, labels: examples.labels.clone(), heads: OnceLock::new() });
         MADE.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_default().insert(fingerprint, trained.clone());
-        Ok(Self { examples, trained, dimension, params: Params::default() })
+        Ok(Self { examples, trained, params: Params::default() })
     }
 
     /// The same examples and vectors with other knobs (`eval --tune`).
     pub fn clone_with(&self, params: Params) -> Self {
-        Self { examples: self.examples.clone(), trained: self.trained.clone(), dimension: self.dimension, params }
+        Self { examples: self.examples.clone(), trained: self.trained.clone(), params }
     }
 
     pub fn example_count(&self) -> usize {
@@ -259,7 +262,7 @@ impl Classifier {
         let mut signals = vec![Nearest::new(k); Signal::PRECEDENCE.len()];
         let mut routine = Nearest::new(k);
         let mut neighbours = Nearest::new(5);
-        for (i, row) in self.trained.vectors.chunks_exact(self.dimension).enumerate() {
+        for (i, row) in self.trained.vectors.chunks_exact(self.trained.dimension).enumerate() {
             let similarity = f64::from(row.iter().zip(query).map(|(a, b)| a * b).sum::<f32>());
             let label = labels[i];
             if let Some(intent) = label.intent {
@@ -272,9 +275,13 @@ impl Classifier {
             neighbours.offer(similarity, i);
         }
 
-        let (intent_probabilities, signals) = match method {
-            Method::Linear => {
-                let p = self.trained.signal.probabilities(query);
+        let heads = match method {
+            Method::Linear => self.trained.heads(),
+            Method::Neighbours => None,
+        };
+        let (intent_probabilities, signals) = match heads {
+            Some(heads) => {
+                let p = heads.signal.probabilities(query);
                 // Escalate when "routine" is unlikely; the likeliest signal names why.
                 let escalate = p[0] < routine_below;
                 let likeliest = (1..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(1);
@@ -285,9 +292,10 @@ impl Classifier {
                         SignalScore { signal, score: p[class], fired: escalate && class == likeliest }
                     })
                     .collect();
-                (self.trained.intent.probabilities(query), signals)
+                (heads.intent.probabilities(query), signals)
             }
-            Method::Neighbours => {
+            // Neighbours, or heads that could not be trained.
+            None => {
                 let routine = routine.mean();
                 let signals = Signal::PRECEDENCE
                     .iter()
@@ -353,9 +361,23 @@ impl Nearest {
 }
 
 impl Trained {
+    fn heads(&self) -> Option<&Heads> {
+        self.heads
+            .get_or_init(|| match Heads::train(&self.vectors, self.dimension, &self.labels) {
+                Ok(heads) => Some(heads),
+                Err(error) => {
+                    tracing::warn!(%error, "linear heads unavailable; reading by nearest neighbours");
+                    None
+                }
+            })
+            .as_ref()
+    }
+}
+
+impl Heads {
     /// Enum order is class order: `Intent::ALL` and `Signal::PRECEDENCE`
     /// list their variants as declared, so `variant as usize` is the class.
-    fn new(vectors: Vec<f32>, dimension: usize, labels: &[Label]) -> Result<Self, UnderstandError> {
+    fn train(vectors: &[f32], dimension: usize, labels: &[Label]) -> Result<Self, UnderstandError> {
         let rows = |keep: &dyn Fn(&Label) -> Option<u32>| -> (Vec<f32>, Vec<u32>) {
             let mut xs = Vec::new();
             let mut ys = Vec::new();
@@ -371,7 +393,7 @@ impl Trained {
         let intent = LinearHead::train(&xs, dimension, &ys, Intent::ALL.len())?;
         let (xs, ys) = rows(&|l| Some(l.signal.map_or(0, |s| s as u32 + 1)));
         let signal = LinearHead::train(&xs, dimension, &ys, Signal::PRECEDENCE.len() + 1)?;
-        Ok(Self { vectors, intent, signal })
+        Ok(Self { intent, signal })
     }
 }
 

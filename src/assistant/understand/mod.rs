@@ -338,6 +338,22 @@ mod tests {
     }
 
     #[test]
+    fn garbage_in_the_data_files_stops_start_up_with_the_file_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("understanding")).unwrap();
+        std::fs::write(dir.path().join("understanding/rules.yaml"), "signals: [not, a, map]\n\0").unwrap();
+        let error = Understander::load(dir.path()).err().expect("garbage is refused").to_string();
+        assert!(error.contains("rules.yaml"), "{error}");
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts/understanding/rules.yaml");
+        std::fs::copy(shipped, dir.path().join("understanding/rules.yaml")).unwrap();
+        std::fs::write(dir.path().join("understanding/intents.yaml"), "greeting: [\"hi\"]\nnot_an_intent: [\"x\"]\n")
+            .unwrap();
+        std::fs::write(dir.path().join("understanding/signals.yaml"), "{}\n").unwrap();
+        let error = Understander::load(dir.path()).err().expect("an unknown intent is refused").to_string();
+        assert!(error.contains("intents.yaml"), "{error}");
+    }
+
+    #[test]
     fn order_numbers_emails_and_sizes_are_extracted() {
         let u = rules_only().understand("Order #1001 for ava@example.com, size 8.5 please", None);
         assert_eq!(u.order_numbers, ["#1001"]);
