@@ -33,7 +33,7 @@ enum Command {
         /// Also sweep the classifier's knobs and the answer test (tuning sets only).
         #[arg(long)]
         tune: bool,
-        /// List every message it got wrong.
+        /// List what it got wrong on the tuning sets (never the held-out ones).
         #[arg(long)]
         misses: bool,
     },

@@ -32,6 +32,9 @@ pub struct Params {
     /// nearest routine ones (negative: a little farther still fires, since
     /// missing an escalation costs more than a needless one).
     pub signal_margin: f64,
+    /// The margin for damaged goods, which share their words (the product,
+    /// the box, the delivery) with routine order questions.
+    pub damaged_margin: f64,
     /// ...and at least this near in absolute terms.
     pub signal_floor: f64,
 }
@@ -53,6 +56,7 @@ impl Default for Params {
             k: 3,
             temperature: 0.03,
             signal_margin: -0.04,
+            damaged_margin: 0.0,
             signal_floor: 0.45,
         }
     }
@@ -78,11 +82,14 @@ impl Label {
     }
 
     fn signal(signal: Signal) -> Self {
-        // ...and the other way round; other signals say nothing of the intent.
+        // ...and the other way round; damaged or wrong goods want a remedy
+        // (a return, a replacement, a refund); a sensitive topic says
+        // nothing of the intent.
         let intent = match signal {
             Signal::HumanRequested => Some(Intent::HumanRequest),
             Signal::NegativeSentiment => Some(Intent::Complaint),
-            _ => None,
+            Signal::DamagedGoods => Some(Intent::ReturnRefund),
+            Signal::SensitiveTopic => None,
         };
         Self { intent, signal: Some(signal) }
     }
@@ -255,7 +262,7 @@ impl Classifier {
 
     /// Reads a message by its unit-length embedding.
     pub fn judge(&self, query: &[f32]) -> Judgement {
-        let Params { method, routine_below, k, temperature, signal_margin, signal_floor } = self.params;
+        let Params { method, routine_below, k, temperature, signal_margin, damaged_margin, signal_floor } = self.params;
         let labels = &self.examples.labels;
         // The k nearest of every class, kept as we go: one pass, no sort.
         let mut intents = vec![Nearest::new(k); Intent::ALL.len()];
@@ -302,7 +309,8 @@ impl Classifier {
                     .map(|&signal| {
                         let nearest = signals[signal as usize].mean();
                         let margin = nearest - routine;
-                        SignalScore { signal, score: margin, fired: margin > signal_margin && nearest >= signal_floor }
+                        let needed = if signal == Signal::DamagedGoods { damaged_margin } else { signal_margin };
+                        SignalScore { signal, score: margin, fired: margin > needed && nearest >= signal_floor }
                     })
                     .collect();
                 let scores: Vec<f64> = intents.iter().map(Nearest::mean).collect();
