@@ -117,7 +117,7 @@ pub async fn messages(assistant: &Assistant, set: &[LabelledMessage]) -> Message
     for m in set {
         // `Assistant::understand`, in its two steps, each timed.
         let started = Instant::now();
-        let embedding = assistant.knowledge.embed_query(&m.text).await;
+        let embedding = assistant.knowledge.embed_message(&m.text).await;
         report.embed_times.push(started.elapsed());
         let started = Instant::now();
         let u = assistant.understander.understand(&m.text, embedding);
@@ -202,7 +202,7 @@ pub async fn answers(assistant: &Assistant, set: &[LabelledQuestion]) -> AnswerR
 async fn hits(assistant: &Assistant, set: &[LabelledQuestion]) -> Vec<(Vec<Hit>, Option<String>)> {
     let mut out = Vec::with_capacity(set.len());
     for q in set {
-        let vector = assistant.knowledge.embed_query(&q.question).await;
+        let vector = assistant.knowledge.embed_message(&q.question).await.map(|e| e.whole);
         let hits = assistant.knowledge.search_ranked(&q.question, vector.as_deref(), 3, Ranking::Hybrid).await;
         out.push((hits.unwrap_or_default(), q.article.clone()));
     }
@@ -216,7 +216,7 @@ pub async fn tune_understanding(assistant: &Assistant, set: &[LabelledMessage]) 
     let classifier = assistant.understander().classifier()?;
     let mut embedded = Vec::with_capacity(set.len());
     for m in set {
-        embedded.push(assistant.knowledge.embed_query(&m.text).await);
+        embedded.push(assistant.knowledge.embed_message(&m.text).await);
     }
     let mut candidates = Vec::new();
     for routine_below in [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9] {

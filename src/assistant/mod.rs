@@ -141,7 +141,7 @@ impl Assistant {
     /// Reads a message, making its embedding once: understanding and the
     /// knowledge search of the same turn share it.
     pub async fn understand(&self, text: &str) -> Understanding {
-        let embedding = self.knowledge.embed_query(text).await;
+        let embedding = self.knowledge.embed_message(text).await;
         self.understander.understand(text, embedding)
     }
 

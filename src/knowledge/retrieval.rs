@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 
 use super::{
     chunking::Chunk,
-    embeddings::{Embedder, EmbeddingError},
+    embeddings::{Embedder, EmbeddingError, MessageEmbedding},
     index::{IndexError, IndexHit, IndexQuery, IndexedChunk, VectorIndex},
     lexical::{Hit, LexicalIndex},
     sparse,
@@ -57,6 +57,11 @@ impl DenseRetrieval {
     /// A question's embedding, to share between understanding and search.
     pub async fn embed_query(&self, query: &str) -> Result<Vec<f32>, RetrievalError> {
         Ok(self.embedder.embed_query(query.to_owned()).await?)
+    }
+
+    /// A customer's message, whole and by sentence (understanding reads both).
+    pub async fn embed_message(&self, text: &str) -> Result<MessageEmbedding, RetrievalError> {
+        Ok(self.embedder.embed_message(text.to_owned()).await?)
     }
 
     /// Whether other replicas read the same index (a Qdrant server).

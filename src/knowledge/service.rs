@@ -14,6 +14,7 @@ use super::{
     AnswerTest, Article, ImportProblem, SourceFile,
     articles::{MAX_FILE_BYTES, is_valid_id, sha256_hex},
     chunking::{Chunk, chunk_article},
+    embeddings::MessageEmbedding,
     lexical::{Hit, LexicalIndex, best_per_article},
     retrieval::{DenseRetrieval, Ranking, RetrievalError, to_hits},
 };
@@ -168,15 +169,15 @@ impl KnowledgeBase {
         self.search_ranked(query, None, limit, Ranking::Hybrid).await
     }
 
-    /// A question's embedding, made once per turn for understanding and
+    /// A message's embedding, made once per turn for understanding and
     /// search alike; `None` without a model or when it fails (the turn then
     /// goes on lexically).
-    pub async fn embed_query(&self, query: &str) -> Option<Arc<[f32]>> {
+    pub async fn embed_message(&self, text: &str) -> Option<MessageEmbedding> {
         let dense = self.dense.get()?;
-        match dense.embed_query(query).await {
-            Ok(vector) => Some(vector.into()),
+        match dense.embed_message(text).await {
+            Ok(embedding) => Some(embedding),
             Err(error) => {
-                tracing::warn!(%error, "could not embed a question; understanding and search go on without it");
+                tracing::warn!(%error, "could not embed a message; understanding and search go on without it");
                 None
             }
         }

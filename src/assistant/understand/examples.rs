@@ -55,7 +55,7 @@ impl Default for Params {
             routine_below: 0.5,
             k: 3,
             temperature: 0.03,
-            signal_margin: -0.04,
+            signal_margin: 0.0,
             damaged_margin: 0.0,
             signal_floor: 0.45,
         }
@@ -260,71 +260,36 @@ impl Classifier {
         self.examples.len()
     }
 
-    /// Reads a message by its unit-length embedding.
-    pub fn judge(&self, query: &[f32]) -> Judgement {
-        let Params { method, routine_below, k, temperature, signal_margin, damaged_margin, signal_floor } = self.params;
-        let labels = &self.examples.labels;
-        // The k nearest of every class, kept as we go: one pass, no sort.
-        let mut intents = vec![Nearest::new(k); Intent::ALL.len()];
-        let mut signals = vec![Nearest::new(k); Signal::PRECEDENCE.len()];
-        let mut routine = Nearest::new(k);
-        let mut neighbours = Nearest::new(5);
-        for (i, row) in self.trained.vectors.chunks_exact(self.trained.dimension).enumerate() {
-            let similarity = f64::from(row.iter().zip(query).map(|(a, b)| a * b).sum::<f32>());
-            let label = labels[i];
-            if let Some(intent) = label.intent {
-                intents[intent as usize].offer(similarity, i);
+    /// Reads a message by its unit-length embedding, and the embeddings of
+    /// its sentences: a complaint or a request for a person buried in a long
+    /// message is plain in its own sentence, so a signal fires when it fires
+    /// for the whole or for any sentence. The intent is the whole's.
+    pub fn judge(&self, query: &[f32], sentences: &[Vec<f32>]) -> Judgement {
+        let whole = self.scan(query);
+        let mut signals = self.signals(&whole, query);
+        for sentence in sentences {
+            let read = self.signals(&self.scan(sentence), sentence);
+            for (mine, theirs) in signals.iter_mut().zip(read) {
+                mine.score = mine.score.max(theirs.score);
+                mine.fired |= theirs.fired;
             }
-            match label.signal {
-                Some(signal) => signals[signal as usize].offer(similarity, i),
-                None => routine.offer(similarity, i),
-            }
-            neighbours.offer(similarity, i);
         }
-
-        let heads = match method {
-            Method::Linear => self.trained.heads(),
-            Method::Neighbours => None,
-        };
-        let (intent_probabilities, signals) = match heads {
-            Some(heads) => {
-                let p = heads.signal.probabilities(query);
-                // Escalate when "routine" is unlikely; the likeliest signal names why.
-                let escalate = p[0] < routine_below;
-                let likeliest = (1..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(1);
-                let signals = Signal::PRECEDENCE
-                    .iter()
-                    .map(|&signal| {
-                        let class = signal as usize + 1;
-                        SignalScore { signal, score: p[class], fired: escalate && class == likeliest }
-                    })
-                    .collect();
-                (heads.intent.probabilities(query), signals)
-            }
-            // Neighbours, or heads that could not be trained.
+        let intent_probabilities = match self.heads() {
+            Some(heads) => heads.intent.probabilities(query),
             None => {
-                let routine = routine.mean();
-                let signals = Signal::PRECEDENCE
-                    .iter()
-                    .map(|&signal| {
-                        let nearest = signals[signal as usize].mean();
-                        let margin = nearest - routine;
-                        let needed = if signal == Signal::DamagedGoods { damaged_margin } else { signal_margin };
-                        SignalScore { signal, score: margin, fired: margin > needed && nearest >= signal_floor }
-                    })
-                    .collect();
-                let scores: Vec<f64> = intents.iter().map(Nearest::mean).collect();
+                let scores: Vec<f64> = whole.intents.iter().map(Nearest::mean).collect();
                 let max = scores.iter().copied().fold(f64::MIN, f64::max);
-                let weights: Vec<f64> = scores.iter().map(|s| ((s - max) / temperature).exp()).collect();
+                let weights: Vec<f64> = scores.iter().map(|s| ((s - max) / self.params.temperature).exp()).collect();
                 let total: f64 = weights.iter().sum();
-                (weights.into_iter().map(|w| w / total).collect::<Vec<_>>(), signals)
+                weights.into_iter().map(|w| w / total).collect()
             }
         };
         let best = (0..intent_probabilities.len())
             .max_by(|&a, &b| intent_probabilities[a].total_cmp(&intent_probabilities[b]))
             .unwrap_or(Intent::ALL.len() - 1);
-        let confidence = intent_probabilities[best];
-        let neighbours = neighbours
+        let labels = &self.examples.labels;
+        let neighbours = whole
+            .neighbours
             .best
             .iter()
             .map(|&(similarity, i)| Neighbour {
@@ -334,8 +299,78 @@ impl Classifier {
                 similarity,
             })
             .collect();
-        Judgement { intent: Intent::ALL[best], confidence, signals, neighbours }
+        Judgement { intent: Intent::ALL[best], confidence: intent_probabilities[best], signals, neighbours }
     }
+
+    /// The heads, when the knobs ask for them and they could be trained.
+    fn heads(&self) -> Option<&Heads> {
+        match self.params.method {
+            Method::Linear => self.trained.heads(),
+            Method::Neighbours => None,
+        }
+    }
+
+    /// The `k` nearest examples of every class: one pass, no sort.
+    fn scan(&self, query: &[f32]) -> Scan {
+        let k = self.params.k;
+        let mut scan = Scan {
+            intents: vec![Nearest::new(k); Intent::ALL.len()],
+            signals: vec![Nearest::new(k); Signal::PRECEDENCE.len()],
+            routine: Nearest::new(k),
+            neighbours: Nearest::new(5),
+        };
+        for (i, row) in self.trained.vectors.chunks_exact(self.trained.dimension).enumerate() {
+            let similarity = f64::from(row.iter().zip(query).map(|(a, b)| a * b).sum::<f32>());
+            let label = self.examples.labels[i];
+            if let Some(intent) = label.intent {
+                scan.intents[intent as usize].offer(similarity, i);
+            }
+            match label.signal {
+                Some(signal) => scan.signals[signal as usize].offer(similarity, i),
+                None => scan.routine.offer(similarity, i),
+            }
+            scan.neighbours.offer(similarity, i);
+        }
+        scan
+    }
+
+    /// Every signal's score for one embedding (`scan` is its scan).
+    fn signals(&self, scan: &Scan, query: &[f32]) -> Vec<SignalScore> {
+        let Params { routine_below, signal_margin, damaged_margin, signal_floor, .. } = self.params;
+        if let Some(heads) = self.heads() {
+            let p = heads.signal.probabilities(query);
+            // Escalate when "routine" is unlikely; the likeliest signal names why.
+            let escalate = p[0] < routine_below;
+            let likeliest = (1..p.len()).max_by(|&a, &b| p[a].total_cmp(&p[b])).unwrap_or(1);
+            return Signal::PRECEDENCE
+                .iter()
+                .map(|&signal| {
+                    let class = signal as usize + 1;
+                    SignalScore { signal, score: p[class], fired: escalate && class == likeliest }
+                })
+                .collect();
+        }
+        let routine = scan.routine.mean();
+        Signal::PRECEDENCE
+            .iter()
+            .map(|&signal| {
+                let nearest = scan.signals[signal as usize].mean();
+                let margin = nearest - routine;
+                let needed = if signal == Signal::DamagedGoods { damaged_margin } else { signal_margin };
+                SignalScore { signal, score: margin, fired: margin > needed && nearest >= signal_floor }
+            })
+            .collect()
+    }
+}
+
+/// The nearest examples of one embedding, by class.
+struct Scan {
+    intents: Vec<Nearest>,
+    signals: Vec<Nearest>,
+    /// Examples that carry no signal.
+    routine: Nearest,
+    /// Of any class, to show why a message was read as it was.
+    neighbours: Nearest,
 }
 
 /// The `k` highest similarities offered so far, highest first.

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 pub use examples::{Classifier, Examples, Method, Neighbour, Params, SignalScore};
 use rules::{Normalized, Rules};
 
-use crate::knowledge::embeddings::{Embedder, EmbeddingError};
+use crate::knowledge::embeddings::{Embedder, EmbeddingError, MessageEmbedding};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -191,7 +191,7 @@ impl Understander {
 
     /// Reads `text`, by its `embedding` when there is one and a classifier
     /// to compare it with, by the rules otherwise.
-    pub fn understand(&self, text: &str, embedding: Option<Arc<[f32]>>) -> Understanding {
+    pub fn understand(&self, text: &str, embedding: Option<MessageEmbedding>) -> Understanding {
         self.understand_with(text, embedding, self.classifier.get())
     }
 
@@ -199,13 +199,13 @@ impl Understander {
     pub fn understand_with(
         &self,
         text: &str,
-        embedding: Option<Arc<[f32]>>,
+        embedding: Option<MessageEmbedding>,
         classifier: Option<&Classifier>,
     ) -> Understanding {
         let normalized = Normalized::new(text);
         let order_numbers = order_numbers(text);
         let rule_signal = self.rules.signal(text, &normalized);
-        let judged = classifier.zip(embedding.as_deref()).map(|(c, e)| c.judge(e));
+        let judged = classifier.zip(embedding.as_ref()).map(|(c, e)| c.judge(&e.whole, &e.sentences));
         let (intent, confidence, signal, signals, neighbours, source) = match judged {
             Some(j) => {
                 let learned = j.signals.iter().find(|s| s.fired).map(|s| s.signal);
@@ -238,7 +238,7 @@ impl Understander {
             emails: emails(text),
             size: size(&normalized),
             about_returns: self.rules.about_returns(&normalized),
-            embedding,
+            embedding: embedding.map(|e| e.whole),
         }
     }
 }

@@ -17,10 +17,13 @@ use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
 use tokenizers::{PaddingParams, PaddingStrategy, Tokenizer, TruncationParams};
 
-use super::{EmbeddingError, normalise};
+use super::{EmbeddingError, MessageEmbedding, normalise};
 
 /// all-MiniLM-L6-v2 was trained on up to 256 word pieces; longer input is cut.
 const MAX_TOKENS: usize = 256;
+/// A sentence shorter than this ("Hi.", "Thanks!") says too little to be
+/// read on its own.
+const MIN_SENTENCE_TOKENS: usize = 3;
 /// Documents per forward pass: big enough to amortise, small enough that
 /// padding to the longest in the batch wastes little.
 const BATCH: usize = 16;
@@ -119,6 +122,38 @@ impl LocalModel {
         Ok((vector, timings))
     }
 
+    /// A customer's message: its embedding, and one per sentence pooled
+    /// from the same forward pass over the whole message ("late chunking"),
+    /// so each sentence keeps its context and costs no second pass.
+    pub fn embed_message(&self, text: &str) -> Result<MessageEmbedding, EmbeddingError> {
+        let encoding = self.query_tokenizer.encode(text, true).map_err(|e| EmbeddingError::Tokenizer(e.to_string()))?;
+        let ids = Tensor::new(encoding.get_ids(), &Device::Cpu)?.unsqueeze(0)?;
+        let hidden = self.bert.forward(&ids, &ids.zeros_like()?, None)?.squeeze(0)?;
+        let whole = normalise(hidden.mean(0)?.to_vec1()?);
+        let spans = sentence_spans(text);
+        if spans.len() < 2 {
+            return Ok(MessageEmbedding { whole: whole.into(), sentences: Vec::new() });
+        }
+        let rows: Vec<Vec<f32>> = hidden.to_vec2()?;
+        let mut sums = vec![(vec![0f32; self.dimension], 0usize); spans.len()];
+        let special = encoding.get_special_tokens_mask();
+        for (t, &(start, _)) in encoding.get_offsets().iter().enumerate() {
+            if special[t] == 1 {
+                continue;
+            }
+            if let Some(s) = spans.iter().position(|span| span.contains(&start)) {
+                sums[s].0.iter_mut().zip(&rows[t]).for_each(|(a, b)| *a += b);
+                sums[s].1 += 1;
+            }
+        }
+        let sentences = sums
+            .into_iter()
+            .filter(|(_, tokens)| *tokens >= MIN_SENTENCE_TOKENS)
+            .map(|(sum, tokens)| normalise(sum.into_iter().map(|x| x / tokens as f32).collect()))
+            .collect();
+        Ok(MessageEmbedding { whole: whole.into(), sentences })
+    }
+
     pub fn embed_documents(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbeddingError> {
         let mut vectors = Vec::with_capacity(texts.len());
         for batch in texts.chunks(BATCH) {
@@ -153,4 +188,39 @@ impl LocalModel {
 /// on every call, which was more than half of a short query's time.
 fn transposed_storage(weight: &Tensor) -> Result<Tensor, candle_core::Error> {
     weight.t()?.contiguous()?.t()
+}
+
+/// Byte ranges of the sentences of `text`: split after `.`, `!` or `?`
+/// followed by a space, and at line breaks.
+fn sentence_spans(text: &str) -> Vec<std::ops::Range<usize>> {
+    let mut spans = Vec::new();
+    let mut start = 0;
+    let mut chars = text.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        let next_is_space = chars.peek().is_none_or(|(_, n)| n.is_whitespace());
+        if c == '\n' || (matches!(c, '.' | '!' | '?') && next_is_space) {
+            let end = i + c.len_utf8();
+            if !text[start..end].trim().is_empty() {
+                spans.push(start..end);
+            }
+            start = end;
+        }
+    }
+    if !text[start..].trim().is_empty() {
+        spans.push(start..text.len());
+    }
+    spans
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sentence_spans;
+
+    #[test]
+    fn messages_split_into_sentences_at_stops_and_line_breaks() {
+        let text = "Hi there. The zip broke on day one!\nWhat now? v1.5 is fine";
+        let sentences: Vec<&str> = sentence_spans(text).into_iter().map(|r| text[r].trim()).collect();
+        assert_eq!(sentences, ["Hi there.", "The zip broke on day one!", "What now?", "v1.5 is fine"]);
+        assert_eq!(sentence_spans("where is my order").len(), 1);
+    }
 }

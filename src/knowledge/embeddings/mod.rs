@@ -30,6 +30,14 @@ pub enum EmbeddingError {
     Remote(String),
 }
 
+/// One message's meaning: the whole (what retrieval searches with) and, for
+/// a message of several sentences, each sentence in the whole's context.
+#[derive(Debug, Clone)]
+pub struct MessageEmbedding {
+    pub whole: Arc<[f32]>,
+    pub sentences: Vec<Vec<f32>>,
+}
+
 /// A model, loaded or reachable; cheap to share.
 pub struct Embedder {
     backend: Backend,
@@ -84,6 +92,20 @@ impl Embedder {
                 run_blocking(move || model.embed_query(&text)).await
             }
             Backend::OpenAi(remote) => remote.embed_query(text).await,
+        }
+    }
+
+    /// A customer's message read whole and, with the local model, sentence
+    /// by sentence from the same pass; a remote endpoint gives the whole only.
+    pub async fn embed_message(&self, text: String) -> Result<MessageEmbedding, EmbeddingError> {
+        match &self.backend {
+            Backend::Local(model) => {
+                let model = model.clone();
+                run_blocking(move || model.embed_message(&text)).await
+            }
+            Backend::OpenAi(remote) => {
+                Ok(MessageEmbedding { whole: remote.embed_query(text).await?.into(), sentences: Vec::new() })
+            }
         }
     }
 
