@@ -154,10 +154,11 @@ async fn the_preview_shows_the_reading_and_the_reply_and_stores_nothing() {
 /// The guard on the figure that matters most. The goal (issue #9) is 98 in
 /// 100 of the messages that must reach a person, with at most 3 in 100
 /// routine ones handed off; today's figures (README) are below it, so this
-/// guards what is reached against regressions: at least 85 in 100 escalated
-/// on both sets, at most 10 in 100 routine ones handed off.
+/// guards what is reached against regressions: at least 88 in 100 escalated
+/// on both sets, at most 7 in 100 routine ones handed off; and at most 5 in
+/// 100 knowledge questions answered wrongly on every set.
 #[tokio::test]
-async fn escalation_recall_on_the_labelled_sets_does_not_regress() {
+async fn judgment_on_the_labelled_sets_does_not_regress() {
     let Some(model) = embedding_model_dir().await else { return };
     let root = env!("CARGO_MANIFEST_DIR");
     let scratch = tempfile::tempdir().unwrap();
@@ -172,15 +173,23 @@ async fn escalation_recall_on_the_labelled_sets_does_not_regress() {
         let messages: Vec<eval::LabelledMessage> = eval::load(format!("{root}/eval/{set}").as_ref()).unwrap();
         let report = eval::messages(&assistant, &messages).await;
         assert!(
-            report.escalation_recall() >= 0.85,
+            report.escalation_recall() >= 0.88,
             "{set}: recall {:.3}\n{}",
             report.escalation_recall(),
             report.misses.join("\n")
         );
         assert!(
-            report.false_escalation_rate() <= 0.10,
+            report.false_escalation_rate() <= 0.07,
             "{set}: false escalations {:.3}",
             report.false_escalation_rate()
         );
+    }
+    // An answer from the knowledge base is right or not given.
+    for set in
+        ["retrieval.yaml", "holdout.yaml", "answerable-holdout.yaml", "unanswerable.yaml", "unanswerable-holdout.yaml"]
+    {
+        let questions: Vec<eval::LabelledQuestion> = eval::load(format!("{root}/eval/{set}").as_ref()).unwrap();
+        let report = eval::answers(&assistant, &questions).await;
+        assert!(report.wrong * 20 <= report.total, "{set}: {} wrong answers of {}", report.wrong, report.total);
     }
 }
