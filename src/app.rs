@@ -18,7 +18,7 @@ use crate::chat::{ChatService, fanout, gateway, hub::Hub, limits::Guards};
 use crate::commerce::{
     Store,
     demo::DemoStore,
-    shopify::{ShopifyError, ShopifyStore, webhooks},
+    shopify::{ShopifyError, ShopifyStore},
 };
 use crate::config::{Secret, Settings};
 use crate::db::{Backend, Db};
@@ -36,6 +36,8 @@ pub struct AppState {
     pub db: Db,
     pub chat: Arc<ChatService>,
     pub assistant: Arc<Assistant>,
+    /// Orders, customers and the catalog (the demo store or Shopify).
+    pub store: Arc<dyn Store>,
     /// Articles, their versions and retrieval; shared with the assistant.
     pub knowledge: Arc<KnowledgeBase>,
     /// Verifies the store's customer tokens.
@@ -95,8 +97,13 @@ impl Application {
             }
             None => Arc::new(DemoStore::default()),
         };
-        let assistant =
-            Arc::new(Assistant::new(store, knowledge.clone(), templates, understander, settings.return_window_days));
+        let assistant = Arc::new(Assistant::new(
+            store.clone(),
+            knowledge.clone(),
+            templates,
+            understander,
+            settings.return_window_days,
+        ));
         assistant.attach_model(&settings.data_dir).await;
 
         let jwt_secret = settings.identity_jwt_secret.clone().unwrap_or_else(|| {
@@ -126,6 +133,7 @@ impl Application {
             db,
             chat,
             assistant,
+            store,
             knowledge,
             tokens: Arc::new(tokens),
             metrics,
@@ -142,9 +150,9 @@ impl Application {
             .merge(http::kb::router())
             .merge(http::preview::router())
             .merge(http::site::router())
-            .merge(webhooks::router())
+            .merge(http::shopify::router())
             .with_state(state.clone());
-        webhooks::resume(&state).await?;
+        http::shopify::resume(&state).await?;
         Ok(Self { listener, router, state })
     }
 

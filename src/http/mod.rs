@@ -6,4 +6,5 @@ pub mod identity;
 pub mod kb;
 pub mod ops;
 pub mod preview;
+pub mod shopify;
 pub mod site;
