@@ -1,0 +1,6 @@
+//! The handoff to Intercom: the client against a mock Intercom over real
+//! HTTP that checks every request against Intercom's OpenAPI description.
+
+mod client;
+mod mock;
+mod openapi;
