@@ -327,8 +327,16 @@ pub struct TurnWriter {
 }
 
 impl TurnWriter {
-    fn conn(&mut self) -> &mut AnyConnection {
+    pub(super) fn conn(&mut self) -> &mut AnyConnection {
         &mut self.tx
+    }
+
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    pub fn conversation_id(&self) -> &str {
+        &self.conversation_id
     }
 
     /// Returns the new message's id.
@@ -357,6 +365,7 @@ impl TurnWriter {
 
     /// Returns the new escalation's id and marks the conversation escalated.
     pub async fn insert_escalation(&mut self, e: &NewEscalation<'_>) -> Result<String, sqlx::Error> {
+        // Escalations are recorded by `handoff::Escalations` only.
         let (id, now, conversation_id) = (Uuid::new_v4().to_string(), now_ms(), self.conversation_id.clone());
         sqlx::query(
             "INSERT INTO escalations (id, conversation_id, reason, note, summary, status, created_at, updated_at)

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod error;
+pub mod handoff;
 pub mod identity;
 pub mod kb;
 pub mod ops;

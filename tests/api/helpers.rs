@@ -230,6 +230,11 @@ pub struct Chat {
 }
 
 impl Chat {
+    /// A client on a socket opened elsewhere (a service run as a process).
+    pub fn from_socket(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        Self { ws }
+    }
+
     pub async fn send_text(&mut self, text: impl Into<String>) {
         self.ws.send(Message::text(text.into())).await.expect("send frame");
     }

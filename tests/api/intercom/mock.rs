@@ -2,13 +2,13 @@
 //! conversations, parts and tags. Every request is checked against the
 //! OpenAPI description (and the token and `Intercom-Version` headers); a
 //! violation is recorded and answered 400, and tests assert there were none.
-//! Faults can be planned: statuses, 429 with `Retry-After`, stalls, and
-//! "lost responses" (done, then answered 500).
+//! Faults can be planned: statuses, 429 with `Retry-After`, stalls, an
+//! outage for a while, and "lost responses" (done, then answered 500).
 
 use std::{
     collections::VecDeque,
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::{
@@ -31,6 +31,8 @@ pub enum Fault {
     /// 429 with `Retry-After: <secs>`.
     RateLimited(u64),
     Stall(Duration),
+    /// Waits, then fails without effect: the request never reached Intercom.
+    Hang(Duration),
     /// The request takes effect, but the answer is a 500: a retry must not repeat it.
     LoseResponse,
 }
@@ -91,6 +93,9 @@ impl MockConversation {
 #[derive(Default)]
 struct Data {
     plan: VecDeque<Fault>,
+    /// Every request whose path ends so stalls this long.
+    stall: Option<(String, Duration)>,
+    outage: Option<(Instant, u16)>,
     contacts: Vec<MockContact>,
     conversations: Vec<MockConversation>,
     tags: Vec<(String, String)>,
@@ -133,6 +138,16 @@ impl MockIntercom {
     pub fn then(&self, fault: Fault) -> &Self {
         self.data().plan.push_back(fault);
         self
+    }
+
+    /// Stalls every request whose path ends with `suffix` (`None`: none).
+    pub fn stall_paths(&self, stall: Option<(&str, Duration)>) {
+        self.data().stall = stall.map(|(s, d)| (s.to_owned(), d));
+    }
+
+    /// Every request answers `status` for `length`.
+    pub fn outage(&self, length: Duration, status: u16) {
+        self.data().outage = Some((Instant::now() + length, status));
     }
 
     pub fn add_contact(&self, contact: MockContact) {
@@ -199,7 +214,11 @@ async fn handle(
             d.violations.extend(violations);
             return error(StatusCode::BAD_REQUEST, "parameter_invalid", &message);
         }
-        d.plan.pop_front()
+        match (&d.outage, &d.stall) {
+            (Some((until, status)), _) if Instant::now() < *until => Some(Fault::Status(*status)),
+            (_, Some((suffix, how_long))) if path.ends_with(suffix.as_str()) => Some(Fault::Hang(*how_long)),
+            _ => d.plan.pop_front(),
+        }
     };
     match fault {
         Some(Fault::Status(status)) => {
@@ -211,6 +230,10 @@ async fn handle(
             return response;
         }
         Some(Fault::Stall(how_long)) => tokio::time::sleep(how_long).await,
+        Some(Fault::Hang(how_long)) => {
+            tokio::time::sleep(how_long).await;
+            return error(StatusCode::GATEWAY_TIMEOUT, "timeout", "the request never arrived");
+        }
         _ => {}
     }
     let answer = {

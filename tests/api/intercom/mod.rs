@@ -2,5 +2,7 @@
 //! HTTP that checks every request against Intercom's OpenAPI description.
 
 mod client;
+mod faults;
+mod handoff;
 mod mock;
 mod openapi;
