@@ -127,7 +127,15 @@ async fn a_kill_9_in_the_middle_of_a_delivery_resumes_without_duplicates() {
         mock.conversations().first().is_some_and(|c| c.notes().len() == 1 && c.team_id.is_some())
     })
     .await;
+    // The last step is recorded just after Intercom has it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let jobs: serde_json::Value = restarted.admin_get("/v1/admin/handoff/jobs").await.json().await.unwrap();
+        if jobs["jobs"][0]["state"] == json!("done") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the job never finished: {jobs}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     exactly_once(&mock, 1, 1);
-    let jobs: serde_json::Value = restarted.admin_get("/v1/admin/handoff/jobs").await.json().await.unwrap();
-    assert_eq!(jobs["jobs"][0]["state"], json!("done"));
 }
