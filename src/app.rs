@@ -174,6 +174,7 @@ impl Application {
             .merge(http::ops::router())
             .merge(http::admin::router())
             .merge(http::identity::router())
+            .merge(http::intercom::router())
             .merge(http::handoff::router())
             .merge(http::kb::router())
             .merge(http::preview::router())
@@ -181,6 +182,7 @@ impl Application {
             .merge(http::shopify::router())
             .with_state(state.clone());
         http::shopify::resume(&state).await?;
+        http::intercom::resume(&state).await?;
         Ok(Self { listener, router, state })
     }
 

@@ -1,15 +1,18 @@
 //! Escalation end to end, in one place: recording an escalation with its
 //! package (in the turn's transaction), the durable outbox that delivers it,
-//! and the help desk behind [`HelpDesk`] (Intercom today, [`intercom`]).
+//! the help desk behind [`HelpDesk`] (Intercom today, [`intercom`]), and the
+//! relay of the desk's replies back to the customer.
 //!
 //! - [`Escalations`]: the one place an escalation is recorded.
 //! - [`package`]: what the person taking over is told; the allowlist.
 //! - [`outbox`]: the worker that delivers jobs with retries and leases.
+//! - [`relay`]: desk events (replies, closes, assignments) to the widget.
 
 pub mod desk;
 pub mod intercom;
 pub mod outbox;
 pub mod package;
+pub mod relay;
 
 pub use desk::{Attempt, Contact, ContactRole, Customer, DeskError, DeskEvent, HelpDesk};
 

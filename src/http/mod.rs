@@ -4,6 +4,7 @@ pub mod admin;
 pub mod error;
 pub mod handoff;
 pub mod identity;
+pub mod intercom;
 pub mod kb;
 pub mod ops;
 pub mod preview;
