@@ -77,10 +77,16 @@ pub async fn build(store: &dyn Store, e: Escalating<'_>) -> Package {
         None => None,
     };
     let mut orders = Vec::new();
-    let mut wanted: Vec<String> = e.order_numbers.iter().map(|n| normalize_order_number(n)).collect();
-    if let Some(number) = scope.order_number() {
-        wanted.push(number.to_owned());
-    }
+    // The orders in question: named in this message or earlier ones, or the one verified.
+    let earlier = e.transcript.iter().filter(|m| m.role == "customer").flat_map(|m| mentioned_orders(&m.text));
+    let mut wanted: Vec<String> = e
+        .order_numbers
+        .iter()
+        .map(|n| normalize_order_number(n))
+        .chain(earlier)
+        .chain(scope.order_number().map(str::to_owned))
+        .collect();
+    wanted.sort();
     wanted.dedup();
     for number in &wanted {
         if let Ok(Some(order)) = store.order(&scope, number).await {
@@ -105,7 +111,7 @@ pub async fn build(store: &dyn Store, e: Escalating<'_>) -> Package {
                 phone: None,
             },
             "verified",
-            "signed in on the store (a store-signed token)".to_owned(),
+            "signed in on the store with a store-signed token".to_owned(),
         ),
     };
     let tier = profile.as_ref().map(|p| tier(p.orders_count, p.total_spent_cents).to_owned());
@@ -127,6 +133,14 @@ pub async fn build(store: &dyn Store, e: Escalating<'_>) -> Package {
         transcript: e.transcript[skip..].iter().map(|m| Line { role: m.role.clone(), text: m.text.clone() }).collect(),
         tags,
     }
+}
+
+/// `#1001`-style order numbers in a customer's text.
+fn mentioned_orders(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '#'))
+        .filter_map(|word| word.strip_prefix('#'))
+        .filter(|digits| !digits.is_empty() && digits.len() <= 12 && digits.bytes().all(|b| b.is_ascii_digit()))
+        .map(|digits| format!("#{digits}"))
 }
 
 /// A customer's standing, for routing and the agent's first glance.
@@ -234,6 +248,12 @@ mod tests {
         let html = package.note_html();
         assert!(!html.contains("<script>") && !html.contains("<img"), "{html}");
         assert!(html.contains("anonymous guest"));
+    }
+
+    #[test]
+    fn order_numbers_are_found_in_what_the_customer_wrote() {
+        let found: Vec<String> = mentioned_orders("where's #1001? and (#1004), not #abc or # or 1005").collect();
+        assert_eq!(found, ["#1001", "#1004"]);
     }
 
     #[test]

@@ -124,6 +124,7 @@ async fn full_story(backend: Backend) {
     ] {
         assert!(note.contains(expected), "the note lacks {expected:?}: {note}");
     }
+    assert!(!note.contains("#1004"), "only the order in question, not every order: {note}");
     assert!(!note.contains(&token) && !note.contains("eyJ"), "the customer's token never leaves");
     for payment in ["credit_card", "card_number", "cvv", "iban", "gateway", "payment_details"] {
         assert!(!note.contains(payment), "no payment details ({payment}) in {note}");
