@@ -190,7 +190,7 @@ impl Worker {
             if !w.save_job_progress(&job.id, &self.owner, &json).await? {
                 return Err(StepError::LeaseLost);
             }
-            w.set_escalation_status(&handed.escalation_id, "created").await?;
+            w.set_escalation_status(&handed.escalation_id, HandoffStatus::Created.as_str()).await?;
             let created = ServerFrame::handoff(HandoffStatus::Created, &handed.reason, None, Some(&conversation_id));
             self.chat.commit_frames(w, &handed.session_id, vec![created]).await?;
         }

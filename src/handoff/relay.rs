@@ -35,7 +35,7 @@ pub async fn relay(db: &Db, chat: &ChatService, event: &DeskEvent) -> Result<Rel
     let Some(handed) = db.handed_by_reference(reference).await? else {
         return Ok(Relayed::Unknown);
     };
-    if handed.status == "closed" {
+    if handed.status == HandoffStatus::Closed.as_str() {
         return Ok(Relayed::Unknown);
     }
     let mut w = db.writer(&handed.session_id, &handed.conversation_id).await?;
@@ -43,8 +43,8 @@ pub async fn relay(db: &Db, chat: &ChatService, event: &DeskEvent) -> Result<Rel
         DeskEvent::AgentReplied { author, text, .. } => {
             let id = insert(&mut w, "agent", text).await?;
             let mut frames = vec![ServerFrame::plain_message(id, "agent", text.clone(), Some(author.clone()))];
-            if handed.status != "agent_replied" {
-                w.set_escalation_status(&handed.escalation_id, "agent_replied").await?;
+            if handed.status != HandoffStatus::AgentReplied.as_str() {
+                w.set_escalation_status(&handed.escalation_id, HandoffStatus::AgentReplied.as_str()).await?;
                 frames.push(ServerFrame::handoff(HandoffStatus::AgentReplied, &handed.reason, None, Some(reference)));
             }
             frames

@@ -3,6 +3,6 @@
 
 mod client;
 mod faults;
-mod handoff;
-mod mock;
+pub(crate) mod handoff;
+pub(crate) mod mock;
 mod openapi;
