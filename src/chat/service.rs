@@ -172,10 +172,7 @@ impl ChatService {
     /// With the conversation handed to a help desk, the customer talks to the
     /// person there: the message is queued for them and the assistant stays quiet.
     async fn append_to_handoff(&self, session: &Session, client_id: &str, text: &str) -> Result<bool, ChatError> {
-        if !self.escalations.delivers() {
-            return Ok(false);
-        }
-        let Some(escalation) = self.db.open_escalation(&session.conversation_id).await? else {
+        let Some(escalation) = self.escalations.at_desk(&session.conversation_id).await? else {
             return Ok(false);
         };
         let mut w = self.db.writer(&session.id, &session.conversation_id).await?;

@@ -162,6 +162,15 @@ impl Db {
         row.map(|r| r.try_get("text")).transpose()
     }
 
+    pub async fn has_job(&self, escalation_id: &str, kind: &str) -> Result<bool, sqlx::Error> {
+        let row = sqlx::query("SELECT 1 FROM handoff_jobs WHERE escalation_id = $1 AND kind = $2 LIMIT 1")
+            .bind(escalation_id)
+            .bind(kind)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
     pub async fn job_progress(&self, job_id: &str) -> Result<Option<String>, sqlx::Error> {
         let row = sqlx::query("SELECT progress FROM handoff_jobs WHERE id = $1")
             .bind(job_id)

@@ -129,6 +129,19 @@ impl Escalations {
         Ok(id)
     }
 
+    /// The conversation's open escalation, when it is on its way to (or at)
+    /// the help desk. One recorded while no desk was configured stays in the
+    /// built-in queue, and the assistant keeps answering there.
+    pub async fn at_desk(&self, conversation_id: &str) -> Result<Option<EscalationRow>, sqlx::Error> {
+        if !self.delivers() {
+            return Ok(None);
+        }
+        match self.db.open_escalation(conversation_id).await? {
+            Some(escalation) if self.db.has_job(&escalation.id, OPEN).await? => Ok(Some(escalation)),
+            _ => Ok(None),
+        }
+    }
+
     /// After the handoff, the customer's messages go to the person, not the
     /// assistant: queued in the same transaction as the message's frames.
     pub async fn append(

@@ -99,6 +99,8 @@ impl Worker {
         }
     }
 
+    /// The span names the escalation, which the session's logs and the
+    /// Intercom conversation's `Reference:` both carry: one id end to end.
     #[tracing::instrument(skip_all, fields(job = %job.id, escalation = %job.escalation_id, kind = %job.kind, attempt = job.attempts))]
     async fn deliver(&self, job: JobRow) {
         let result = match job.kind.as_str() {

@@ -256,6 +256,23 @@ async fn built_in_queue(backend: Backend) {
 }
 
 #[tokio::test]
+async fn an_escalation_from_before_intercom_was_connected_stays_in_the_built_in_queue() {
+    let before = spawn_app(Backend::Sqlite).await;
+    let (mut chat, welcome) = before.customer("7001").await;
+    chat.ask("m1", "I want to talk to a person").await;
+    before.shutdown.cancel();
+
+    let mock = MockIntercom::start().await;
+    let after = spawn(&mock, Backend::Sqlite, &[("DATABASE_URL", &before.database_url)]).await;
+    let mut chat = after.connect().await;
+    let resume = json!({ "session_id": welcome["session_id"], "last_seq": 1000, "token": token_for("7001", 600) });
+    assert_eq!(chat.hello(resume).await["resumed"], true);
+    let frames = chat.ask("m2", "where is my order #1001?").await;
+    assert_eq!(only(&frames, "message")["role"], "assistant", "the assistant still answers: {frames:#?}");
+    assert_eq!(mock.requests(), Vec::<String>::new(), "nothing went to Intercom");
+}
+
+#[tokio::test]
 async fn a_409_on_contact_create_reuses_the_contact_intercom_already_has() {
     let mock = MockIntercom::start().await;
     mock.add_contact(MockContact::unsearchable_user("5f0000000000000000000abc", Some("7001"), None));
