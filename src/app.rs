@@ -230,6 +230,7 @@ impl Application {
                 retry_base: intercom.retry_base,
                 lease: intercom.lease,
                 wake: state.escalations.wake_handle(),
+                metrics: state.metrics.clone(),
             };
             state.tasks.spawn(worker.run(shutdown.clone()));
         }

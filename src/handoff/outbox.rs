@@ -13,6 +13,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::{Attempt, Contact, ContactRole, DeskError, HelpDesk, OPEN, OpenJob, REPLY, ReplyJob};
+use crate::analytics::{DeliveryLabels, Metrics};
 use crate::chat::{ChatService, protocol::HandoffStatus, protocol::ServerFrame};
 use crate::db::{Db, Handed, JobRow, now_ms};
 
@@ -34,6 +35,7 @@ pub struct Worker {
     /// A job not finished in this long may be taken by another worker.
     pub lease: Duration,
     pub wake: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Steps of an `open` job done so far.
@@ -108,7 +110,7 @@ impl Worker {
             REPLY => self.reply(&job).await,
             other => Err(StepError::Invalid(format!("unknown job kind {other}"))),
         };
-        let (state, at, error) = match result {
+        let (state, at, error): (&'static str, i64, Option<String>) = match result {
             Ok(()) => ("done", now_ms(), None),
             Err(StepError::LeaseLost) => return,
             Err(StepError::Desk(error)) if error.is_retryable() && job.attempts < i64::from(self.max_attempts) => {
@@ -132,6 +134,9 @@ impl Worker {
                 ("dead", now_ms(), Some(error.to_string()))
             }
         };
+        let kind = if job.kind == OPEN { OPEN } else { REPLY };
+        let outcome = if state == "pending" { "retry" } else { state };
+        self.metrics.handoff_deliveries.get_or_create(&DeliveryLabels { kind, outcome }).inc();
         if let Err(error) = self.db.settle_job(&job.id, &self.owner, state, at, error.as_deref()).await {
             tracing::error!(%error, state, "cannot record the outcome of a delivery");
         }

@@ -51,6 +51,8 @@ async fn outage(backend: Backend) {
     }
     exactly_once(&mock, 4, 3);
     assert!(mock.contacts().iter().any(|c| c.role == "lead"), "the guest is a lead");
+    let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.contains(r#"assistant_handoff_deliveries_total{kind="open",outcome="retry"}"#), "{metrics}");
 }
 
 #[tokio::test]
