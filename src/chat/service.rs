@@ -149,7 +149,8 @@ impl ChatService {
             let frames = self.db.frames_replying_to(&session.id, client_id).await?;
             return Ok(TurnResult::Duplicate(frames.into_iter().map(outbound).collect()));
         }
-        if self.append_to_handoff(session, client_id, text).await? {
+        // With the conversation at the help desk, the person there answers.
+        if self.escalations.pass_to_desk(&session.id, &session.conversation_id, client_id, text).await? {
             return Ok(TurnResult::Answered);
         }
         self.publish_ephemeral(&session.id, &ServerFrame::Typing { on: true });
@@ -167,19 +168,6 @@ impl ChatService {
             .inc();
         self.metrics.turn_seconds.observe(started.elapsed().as_secs_f64());
         Ok(TurnResult::Answered)
-    }
-
-    /// With the conversation handed to a help desk, the customer talks to the
-    /// person there: the message is queued for them and the assistant stays quiet.
-    async fn append_to_handoff(&self, session: &Session, client_id: &str, text: &str) -> Result<bool, ChatError> {
-        let Some(escalation) = self.escalations.at_desk(&session.conversation_id).await? else {
-            return Ok(false);
-        };
-        let mut w = self.db.writer(&session.id, &session.conversation_id).await?;
-        self.escalations.append(&mut w, &escalation, client_id, text).await?;
-        w.commit().await?;
-        self.escalations.wake();
-        Ok(true)
     }
 
     /// Understands the message once, answers it and stores the answer; a

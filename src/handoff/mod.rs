@@ -142,16 +142,24 @@ impl Escalations {
         }
     }
 
-    /// After the handoff, the customer's messages go to the person, not the
-    /// assistant: queued in the same transaction as the message's frames.
-    pub async fn append(
+    /// After the handoff, the customer talks to the person: their message is
+    /// queued for the desk and the assistant stays quiet. `false`: the
+    /// conversation is not at a desk, and the assistant answers.
+    pub async fn pass_to_desk(
         &self,
-        w: &mut TurnWriter,
-        escalation: &EscalationRow,
+        session_id: &str,
+        conversation_id: &str,
         message_id: &str,
         text: &str,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<bool, sqlx::Error> {
+        let Some(escalation) = self.at_desk(conversation_id).await? else {
+            return Ok(false);
+        };
         let job = ReplyJob { message_id: message_id.to_owned(), text: text.to_owned() };
-        w.insert_job(&escalation.id, REPLY, &serde_json::to_string(&job).expect("a reply serializes")).await
+        let mut w = self.db.writer(session_id, conversation_id).await?;
+        w.insert_job(&escalation.id, REPLY, &serde_json::to_string(&job).expect("a reply serializes")).await?;
+        w.commit().await?;
+        self.wake();
+        Ok(true)
     }
 }
