@@ -155,7 +155,7 @@ impl Escalations {
         let Some(escalation) = self.at_desk(conversation_id).await? else {
             return Ok(false);
         };
-        let job = ReplyJob { message_id: message_id.to_owned(), text: text.to_owned() };
+        let job = ReplyJob { message_id: message_id.to_owned(), text: package::redact_payment(text) };
         let mut w = self.db.writer(session_id, conversation_id).await?;
         w.insert_job(&escalation.id, REPLY, &serde_json::to_string(&job).expect("a reply serializes")).await?;
         w.commit().await?;

@@ -2,7 +2,8 @@
 //! has to ask again, and nothing else. It is built from an allowlist: the
 //! fields below are the only customer data that leaves for the help desk.
 //! Payment details are not among them, and the customer's token never
-//! reaches this code at all (an [`Identity`] does not hold it).
+//! reaches this code at all (an [`Identity`] does not hold it). What the
+//! customer typed is passed on, except card numbers ([`redact_payment`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -121,8 +122,8 @@ pub async fn build(store: &dyn Store, e: Escalating<'_>) -> Package {
     Package {
         reason: e.reason.to_owned(),
         intent: e.intent.map(str::to_owned),
-        summary: e.summary.to_owned(),
-        customer_words: e.customer_words.to_owned(),
+        summary: redact_payment(e.summary),
+        customer_words: redact_payment(e.customer_words),
         customer,
         identity: identity.to_owned(),
         verified_how,
@@ -130,9 +131,61 @@ pub async fn build(store: &dyn Store, e: Escalating<'_>) -> Package {
         lifetime_spend: profile.as_ref().map(|p| format_money(p.total_spent_cents)),
         tier,
         orders: orders.iter().map(facts).collect(),
-        transcript: e.transcript[skip..].iter().map(|m| Line { role: m.role.clone(), text: m.text.clone() }).collect(),
+        transcript: e.transcript[skip..]
+            .iter()
+            .map(|m| Line { role: m.role.clone(), text: redact_payment(&m.text) })
+            .collect(),
         tags,
     }
+}
+
+/// What a card number looks like once it is out of a customer's text.
+const CARD_REMOVED: &str = "[card number removed]";
+
+/// Replaces card numbers (13 to 19 digits, spaces or dashes between, passing
+/// the Luhn check) that a customer typed: they never leave for the desk.
+pub fn redact_payment(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i].is_ascii_digit() && (i == 0 || !chars[i - 1].is_ascii_alphanumeric()) {
+            // The longest run of digits with single separators from here.
+            let (mut end, mut digits) = (i, Vec::new());
+            let mut j = i;
+            while j < chars.len() {
+                if chars[j].is_ascii_digit() {
+                    digits.push(chars[j] as u8 - b'0');
+                    end = j + 1;
+                } else if !(matches!(chars[j], ' ' | '-') && chars.get(j + 1).is_some_and(char::is_ascii_digit)) {
+                    break;
+                }
+                j += 1;
+            }
+            let boundary = chars.get(end).is_none_or(|c| !c.is_ascii_alphanumeric());
+            if boundary && (13..=19).contains(&digits.len()) && luhn(&digits) {
+                out.push_str(CARD_REMOVED);
+                i = end;
+                continue;
+            }
+            out.extend(&chars[i..end]);
+            i = end;
+            continue;
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+fn luhn(digits: &[u8]) -> bool {
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, &d)| if i % 2 == 1 { u32::from(if d * 2 > 9 { d * 2 - 9 } else { d * 2 }) } else { u32::from(d) })
+        .sum();
+    sum.is_multiple_of(10)
 }
 
 /// `#1001`-style order numbers in a customer's text.
@@ -248,6 +301,18 @@ mod tests {
         let html = package.note_html();
         assert!(!html.contains("<script>") && !html.contains("<img"), "{html}");
         assert!(html.contains("anonymous guest"));
+    }
+
+    #[test]
+    fn card_numbers_a_customer_types_are_removed_and_other_numbers_kept() {
+        let text = "card 4242 4242 4242 4242 or 4000-0566-5566-5556, order #1001, call 415 555 0100, \
+                    track 9400111899223100012345, 1Z999AA10123456784, not a card 1234567890123";
+        let redacted = redact_payment(text);
+        assert!(!redacted.contains("4242") && !redacted.contains("5556"), "{redacted}");
+        assert_eq!(redacted.matches(CARD_REMOVED).count(), 2, "{redacted}");
+        for kept in ["#1001", "415 555 0100", "9400111899223100012345", "1Z999AA10123456784", "1234567890123"] {
+            assert!(redacted.contains(kept), "{kept} kept: {redacted}");
+        }
     }
 
     #[test]

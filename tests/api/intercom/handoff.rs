@@ -92,7 +92,7 @@ async fn full_story(backend: Backend) {
     let token = token_for("7001", 600);
     let mut chat = app.connect().await;
     chat.hello(json!({ "token": token })).await;
-    chat.ask("m1", "where is my order #1001?").await;
+    chat.ask("m1", "where is my order #1001? I paid with 4242 4242 4242 4242").await;
     let (created, frames) = escalate(&mut chat, "m2", "created").await;
     assert_eq!(only(&frames, "handoff")["status"], "requested");
 
@@ -126,7 +126,8 @@ async fn full_story(backend: Backend) {
     }
     assert!(!note.contains("#1004"), "only the order in question, not every order: {note}");
     assert!(!note.contains(&token) && !note.contains("eyJ"), "the customer's token never leaves");
-    for payment in ["credit_card", "card_number", "cvv", "iban", "gateway", "payment_details"] {
+    assert!(note.contains("[card number removed]"), "the card the customer typed is removed: {note}");
+    for payment in ["4242 4242", "credit_card", "card_number", "cvv", "iban", "gateway", "payment_details"] {
         assert!(!note.contains(payment), "no payment details ({payment}) in {note}");
     }
 
