@@ -74,8 +74,8 @@ impl TurnWriter {
     }
 
     /// Records a job's steps with the frames that announce them, while the lease is `owner`'s.
-    pub async fn save_job_progress(&mut self, job_id: &str, owner: &str, progress: &str) -> Result<bool, sqlx::Error> {
-        save_progress(self.conn(), job_id, owner, progress).await
+    pub async fn save_job_progress(&mut self, job: &JobLease<'_>, progress: &str) -> Result<bool, sqlx::Error> {
+        save_progress(self.conn(), job, progress).await
     }
 
     pub async fn set_escalation_status(&mut self, escalation_id: &str, status: &str) -> Result<(), sqlx::Error> {
@@ -100,19 +100,29 @@ impl TurnWriter {
     }
 }
 
+/// A job as its worker holds it: saving progress renews the lease to `until`,
+/// so a long delivery is not taken over while it is still making progress.
+pub struct JobLease<'a> {
+    pub job_id: &'a str,
+    pub owner: &'a str,
+    pub until: i64,
+}
+
+/// `false`: the lease is no longer `owner`'s (it ran out and another worker took the job).
 async fn save_progress(
     conn: &mut sqlx::AnyConnection,
-    job_id: &str,
-    owner: &str,
+    job: &JobLease<'_>,
     progress: &str,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE handoff_jobs SET progress = $1, updated_at = $2 WHERE id = $3 AND state = 'leased' AND lease_owner = $4",
+        "UPDATE handoff_jobs SET progress = $1, updated_at = $2, lease_until = $3
+         WHERE id = $4 AND state = 'leased' AND lease_owner = $5",
     )
     .bind(progress)
     .bind(now_ms())
-    .bind(job_id)
-    .bind(owner)
+    .bind(job.until)
+    .bind(job.job_id)
+    .bind(job.owner)
     .execute(conn)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -179,9 +189,9 @@ impl Db {
         row.map(|r| r.try_get("progress")).transpose()
     }
 
-    pub async fn save_job_progress(&self, job_id: &str, owner: &str, progress: &str) -> Result<bool, sqlx::Error> {
+    pub async fn save_job_progress(&self, job: &JobLease<'_>, progress: &str) -> Result<bool, sqlx::Error> {
         let mut conn = self.pool.acquire().await?;
-        save_progress(&mut conn, job_id, owner, progress).await
+        save_progress(&mut conn, job, progress).await
     }
 
     /// `state` is `done`, `pending` (again at `available_at`) or `dead`.

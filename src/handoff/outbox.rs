@@ -1,7 +1,7 @@
 //! The outbox worker: claims due jobs under a lease, delivers each step to
-//! the help desk, and records every step as it completes, so a retry, a
-//! restart or another replica resumes after the last step done and never
-//! repeats one. Failures back off exponentially with jitter (longer when the
+//! the help desk, and records every step as it completes (renewing the
+//! lease), so a retry, a restart or another replica resumes after the last
+//! step done and never repeats one. Failures back off exponentially with jitter (longer when the
 //! desk asks, `Retry-After`); after `max_attempts` a job is dead-lettered
 //! for an operator to retry.
 
@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::{Attempt, Contact, ContactRole, DeskError, HelpDesk, OPEN, OpenJob, REPLY, ReplyJob};
 use crate::analytics::{DeliveryLabels, Metrics};
 use crate::chat::{ChatService, protocol::HandoffStatus, protocol::ServerFrame};
-use crate::db::{Db, Handed, JobRow, now_ms};
+use crate::db::{Db, Handed, JobLease, JobRow, now_ms};
 
 /// Jobs claimed at once by one worker.
 const BATCH: i64 = 8;
@@ -68,8 +68,7 @@ enum StepError {
 impl Worker {
     pub async fn run(self, shutdown: CancellationToken) {
         while !shutdown.is_cancelled() {
-            let lease_until = now_ms() + self.lease.as_millis() as i64;
-            let jobs = match self.db.claim_jobs(&self.owner, lease_until, BATCH).await {
+            let jobs = match self.db.claim_jobs(&self.owner, self.lease_until(), BATCH).await {
                 Ok(jobs) => jobs,
                 Err(error) => {
                     tracing::warn!(%error, "cannot claim outbox jobs");
@@ -150,6 +149,14 @@ impl Worker {
         half + Duration::from_millis(rand::rng().random_range(0..=half.as_millis() as u64))
     }
 
+    fn lease_until(&self) -> i64 {
+        now_ms() + self.lease.as_millis() as i64
+    }
+
+    fn held<'a>(&'a self, job: &'a JobRow) -> JobLease<'a> {
+        JobLease { job_id: &job.id, owner: &self.owner, until: self.lease_until() }
+    }
+
     fn attempt<'a>(&self, job: &JobRow, key: &'a str) -> Attempt<'a> {
         Attempt { key, first_tried_at: job.first_tried_at / 1000, retry: job.attempts > 1 }
     }
@@ -160,7 +167,7 @@ impl Worker {
 
     async fn save(&self, job: &JobRow, progress: &Progress) -> Result<(), StepError> {
         let json = serde_json::to_string(progress).expect("progress serializes");
-        if self.db.save_job_progress(&job.id, &self.owner, &json).await? { Ok(()) } else { Err(StepError::LeaseLost) }
+        if self.db.save_job_progress(&self.held(job), &json).await? { Ok(()) } else { Err(StepError::LeaseLost) }
     }
 
     async fn open(&self, job: &JobRow) -> Result<(), StepError> {
@@ -194,7 +201,7 @@ impl Worker {
             // The step and the frame that announces it commit together.
             let mut w = self.db.writer(&handed.session_id, &handed.conversation_id).await?;
             let json = serde_json::to_string(&progress).expect("progress serializes");
-            if !w.save_job_progress(&job.id, &self.owner, &json).await? {
+            if !w.save_job_progress(&self.held(job), &json).await? {
                 return Err(StepError::LeaseLost);
             }
             w.set_escalation_status(&handed.escalation_id, HandoffStatus::Created.as_str()).await?;
@@ -264,7 +271,7 @@ impl Worker {
         let handed = self.handed(job).await?;
         let mut w = self.db.writer(&handed.session_id, &handed.conversation_id).await?;
         let json = serde_json::to_string(&progress).expect("progress serializes");
-        if !w.save_job_progress(&job.id, &self.owner, &json).await? {
+        if !w.save_job_progress(&self.held(job), &json).await? {
             return Err(StepError::LeaseLost);
         }
         let frame = ServerFrame::handoff(HandoffStatus::FailedRetrying, &handed.reason, None, None);
