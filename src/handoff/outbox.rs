@@ -120,8 +120,8 @@ impl Worker {
                 }
                 ("pending", now_ms() + wait.as_millis() as i64, Some(error.to_string()))
             }
-            Err(StepError::Storage(error)) => {
-                // The lease runs out and the job is tried again.
+            Err(error @ (StepError::Storage(_) | StepError::Chat(_))) => {
+                // Our side failed, not the desk: the lease runs out and the job is tried again.
                 tracing::error!(%error, "storage failed during delivery");
                 return;
             }
