@@ -10,7 +10,7 @@ mod client;
 pub mod html;
 pub mod webhook;
 
-use std::{collections::HashMap, sync::Mutex};
+use std::{collections::HashMap, sync::Mutex, time::Duration};
 
 use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
@@ -20,6 +20,11 @@ use tokio::sync::OnceCell;
 use self::client::{Client, Failure};
 use super::desk::{Attempt, Contact, ContactRole, Customer, DeskError, HelpDesk};
 use crate::config::IntercomSettings;
+
+/// How long Intercom's search may trail a write. A conversation create that
+/// failed without an answer may have happened, so its retry (which searches
+/// first) waits at least this long for the search to see it.
+const SEARCH_LAG: Duration = Duration::from_secs(20);
 
 pub struct Intercom {
     client: Client,
@@ -154,7 +159,22 @@ impl HelpDesk for Intercom {
         }
         let body = format!("{text}\n\nReference: {token}");
         let from = json!({ "type": contact.role.as_str(), "id": contact.id });
-        let created = self.post("/conversations", json!({ "from": from, "body": body })).await?;
+        let request = json!({ "from": from, "body": body });
+        let created = match self.client.call(Method::POST, "/conversations", Some(&request)).await {
+            Ok(created) => created,
+            // Refused before anything was made (rate limited, bad request): the usual rules.
+            Err(Failure::Refused(r)) if r.status.is_client_error() => return Err(Failure::Refused(r).into()),
+            // It may have been made: the retry searches first, so give the search time to see it.
+            Err(failure) => {
+                let lagged = |wait: Option<Duration>| Some(wait.unwrap_or_default().max(SEARCH_LAG));
+                return Err(match DeskError::from(failure) {
+                    DeskError::Retryable { message, retry_after } => {
+                        DeskError::Retryable { message, retry_after: lagged(retry_after) }
+                    }
+                    permanent => permanent,
+                });
+            }
+        };
         let id = created["conversation_id"].as_str().or_else(|| created["id"].as_str());
         id.map(str::to_owned).ok_or_else(|| DeskError::Permanent("a new conversation without an id".into()))
     }

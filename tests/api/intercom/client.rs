@@ -78,6 +78,11 @@ async fn a_conversation_whose_answer_was_lost_is_found_on_retry_not_opened_twice
     mock.then(Fault::LoseResponse);
     let lost = desk.open_conversation(&contact, "My parcel never came.", first_try("esc-1")).await.unwrap_err();
     assert!(lost.is_retryable(), "{lost}");
+    let wait = lost.retry_after().unwrap_or_default();
+    assert!(wait >= Duration::from_secs(20), "the retry waits for Intercom's search to catch up: {wait:?}");
+    mock.then(Fault::RateLimited(2));
+    let limited = desk.open_conversation(&contact, "My parcel never came.", first_try("esc-1b")).await.unwrap_err();
+    assert_eq!(limited.retry_after(), Some(Duration::from_secs(2)), "a refused create made nothing: no extra wait");
     let id = desk.open_conversation(&contact, "My parcel never came.", retry("esc-1")).await.unwrap();
     let conversations = mock.conversations();
     assert_eq!(conversations.len(), 1, "one conversation");
