@@ -18,10 +18,11 @@ use crate::chat::{ChatService, fanout, gateway, hub::Hub, limits::Guards};
 use crate::commerce::{
     Store,
     demo::DemoStore,
-    shopify::{ShopifyError, ShopifyStore, webhooks},
+    shopify::{ShopifyError, ShopifyStore},
 };
 use crate::config::{Secret, Settings};
 use crate::db::{Backend, Db};
+use crate::handoff::{Escalations, HelpDesk, intercom::Intercom, outbox};
 use crate::http;
 use crate::identity::{Jwks, TokenVerifier};
 use crate::knowledge::{self, KnowledgeBase, KnowledgeError};
@@ -36,6 +37,12 @@ pub struct AppState {
     pub db: Db,
     pub chat: Arc<ChatService>,
     pub assistant: Arc<Assistant>,
+    /// Orders, customers and the catalog (the demo store or Shopify).
+    pub store: Arc<dyn Store>,
+    /// Records escalations and queues their delivery.
+    pub escalations: Arc<Escalations>,
+    /// The help desk escalations go to; `None` without `INTERCOM_TOKEN`.
+    pub desk: Option<Arc<dyn HelpDesk>>,
     /// Articles, their versions and retrieval; shared with the assistant.
     pub knowledge: Arc<KnowledgeBase>,
     /// Verifies the store's customer tokens.
@@ -65,6 +72,8 @@ pub enum StartupError {
     Knowledge(#[from] KnowledgeError),
     #[error("cannot set up the Shopify client: {0}")]
     Shopify(#[from] ShopifyError),
+    #[error("cannot set up the Intercom client: {0}")]
+    Intercom(reqwest::Error),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: std::io::Error },
 }
@@ -95,8 +104,13 @@ impl Application {
             }
             None => Arc::new(DemoStore::default()),
         };
-        let assistant =
-            Arc::new(Assistant::new(store, knowledge.clone(), templates, understander, settings.return_window_days));
+        let assistant = Arc::new(Assistant::new(
+            store.clone(),
+            knowledge.clone(),
+            templates,
+            understander,
+            settings.return_window_days,
+        ));
         assistant.attach_model(&settings.data_dir).await;
 
         let jwt_secret = settings.identity_jwt_secret.clone().unwrap_or_else(|| {
@@ -116,7 +130,25 @@ impl Application {
         }
 
         let metrics = Arc::new(Metrics::default());
-        let chat = Arc::new(ChatService::new(db.clone(), Hub::default(), assistant.clone(), metrics.clone()));
+        let desk: Option<Arc<dyn HelpDesk>> = match &settings.intercom {
+            Some(intercom) => {
+                tracing::info!(url = %intercom.api_url, version = %intercom.api_version, "handing escalations to Intercom");
+                Some(Arc::new(Intercom::new(intercom).map_err(StartupError::Intercom)?))
+            }
+            None => {
+                tracing::info!("INTERCOM_TOKEN is not set: escalations wait in the built-in queue");
+                None
+            }
+        };
+        let routes = settings.intercom.as_ref().map(|i| i.team_routes.clone());
+        let escalations = Arc::new(Escalations::new(db.clone(), store.clone(), metrics.clone(), routes));
+        let chat = Arc::new(ChatService::new(
+            db.clone(),
+            Hub::default(),
+            assistant.clone(),
+            escalations.clone(),
+            metrics.clone(),
+        ));
         let listener = TcpListener::bind(settings.bind_addr)
             .await
             .map_err(|source| StartupError::Bind { addr: settings.bind_addr, source })?;
@@ -126,6 +158,9 @@ impl Application {
             db,
             chat,
             assistant,
+            store,
+            escalations,
+            desk,
             knowledge,
             tokens: Arc::new(tokens),
             metrics,
@@ -139,12 +174,15 @@ impl Application {
             .merge(http::ops::router())
             .merge(http::admin::router())
             .merge(http::identity::router())
+            .merge(http::intercom::router())
+            .merge(http::handoff::router())
             .merge(http::kb::router())
             .merge(http::preview::router())
             .merge(http::site::router())
-            .merge(webhooks::router())
+            .merge(http::shopify::router())
             .with_state(state.clone());
-        webhooks::resume(&state).await?;
+        http::shopify::resume(&state).await?;
+        http::intercom::resume(&state).await?;
         Ok(Self { listener, router, state })
     }
 
@@ -181,6 +219,20 @@ impl Application {
                 knowledge::startup::keep_trying_the_model(settings.as_ref().clone(), knowledge, shutdown).await;
                 assistant.attach_model(&settings.data_dir).await;
             });
+        }
+        if let (Some(desk), Some(intercom)) = (&state.desk, &state.settings.intercom) {
+            let worker = outbox::Worker {
+                db: state.db.clone(),
+                desk: desk.clone(),
+                chat: state.chat.clone(),
+                owner: state.chat.replica_id().to_owned(),
+                max_attempts: intercom.max_attempts,
+                retry_base: intercom.retry_base,
+                lease: intercom.lease,
+                wake: state.escalations.wake_handle(),
+                metrics: state.metrics.clone(),
+            };
+            state.tasks.spawn(worker.run(shutdown.clone()));
         }
         if state.db.backend() == Backend::Postgres {
             let relay = fanout::relay(

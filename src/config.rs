@@ -73,6 +73,64 @@ pub struct Settings {
     /// A Qdrant server; `None`: the embedded index under `DATA_DIR`.
     pub qdrant_url: Option<String>,
     pub qdrant_api_key: Option<Secret>,
+    /// `None` (no `INTERCOM_TOKEN`): escalations wait in the built-in queue.
+    pub intercom: Option<IntercomSettings>,
+    /// Verifies `X-Hub-Signature` on Intercom webhooks; `None` refuses them all.
+    pub intercom_client_secret: Option<Secret>,
+}
+
+/// The Intercom workspace escalations are handed to.
+#[derive(Debug, Clone)]
+pub struct IntercomSettings {
+    pub token: Secret,
+    /// `https://api.intercom.io`, or the EU/AU region's.
+    pub api_url: String,
+    /// Sent as `Intercom-Version`; request bodies follow that version.
+    pub api_version: String,
+    /// The admin that authors notes and assignments; `None`: the token's own (`GET /me`).
+    pub admin_id: Option<String>,
+    /// Team ids by escalation reason (`INTERCOM_TEAM_ROUTES`).
+    pub team_routes: TeamRoutes,
+    /// One HTTP attempt's limit (`INTERCOM_TIMEOUT_MS`).
+    pub timeout: Duration,
+    /// Deliveries of one outbox job before it is dead-lettered (`INTERCOM_MAX_ATTEMPTS`).
+    pub max_attempts: u32,
+    /// The first retry waits about this long, doubling after (`INTERCOM_RETRY_BASE_MS`).
+    pub retry_base: Duration,
+    /// A delivery not finished in this long is taken over by another worker (`INTERCOM_LEASE_MS`).
+    pub lease: Duration,
+}
+
+/// `sensitive_topic=123,human_requested=456,default=789`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TeamRoutes {
+    pub by_reason: Vec<(String, String)>,
+    pub default: Option<String>,
+}
+
+impl TeamRoutes {
+    pub fn parse(value: &str) -> Result<Self, String> {
+        let mut routes = TeamRoutes::default();
+        for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let Some((reason, team)) = pair.split_once('=').map(|(r, t)| (r.trim(), t.trim())) else {
+                return Err(format!("`{pair}` is not reason=team_id"));
+            };
+            if reason.is_empty() || team.is_empty() || !team.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("`{pair}` is not reason=team_id with a numeric team id"));
+            }
+            if reason == "default" {
+                routes.default = Some(team.to_owned());
+            } else {
+                routes.by_reason.push((reason.to_owned(), team.to_owned()));
+            }
+        }
+        Ok(routes)
+    }
+
+    /// The team for an escalation reason, else the default team.
+    pub fn team_for(&self, reason: &str) -> Option<&str> {
+        self.by_reason.iter().find(|(r, _)| r == reason).map(|(_, t)| t.as_str()).or(self.default.as_deref())
+    }
 }
 
 /// Abuse limits of the chat gateway.
@@ -227,6 +285,8 @@ impl Settings {
                 None => None,
             },
             qdrant_api_key: get("QDRANT_API_KEY").map(Secret::new),
+            intercom: intercom_settings(&get)?,
+            intercom_client_secret: get("INTERCOM_CLIENT_SECRET").map(Secret::new),
             data_dir,
         };
         let openai_unreachable =
@@ -298,6 +358,52 @@ fn shopify_settings(get: &impl Fn(&str) -> Option<String>) -> Result<Option<Shop
     }))
 }
 
+fn http_url(name: &'static str, value: String) -> Result<String, ConfigError> {
+    if value.starts_with("http://") || value.starts_with("https://") {
+        Ok(value.trim_end_matches('/').to_owned())
+    } else {
+        Err(ConfigError { name, reason: "must start with http:// or https://".into() })
+    }
+}
+
+fn intercom_settings(get: &impl Fn(&str) -> Option<String>) -> Result<Option<IntercomSettings>, ConfigError> {
+    let Some(token) = get("INTERCOM_TOKEN") else {
+        return Ok(None);
+    };
+    let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
+        get(name).map_or(Ok(default), |v| parse_positive(name, &v))
+    };
+    let api_version = get("INTERCOM_API_VERSION").unwrap_or_else(|| "2.16".into());
+    if !api_version.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+        && api_version != "Unstable"
+    {
+        return Err(ConfigError { name: "INTERCOM_API_VERSION", reason: "must look like 2.16".into() });
+    }
+    let admin_id = get("INTERCOM_ADMIN_ID");
+    if admin_id.as_deref().is_some_and(|id| !id.bytes().all(|b| b.is_ascii_digit())) {
+        return Err(ConfigError { name: "INTERCOM_ADMIN_ID", reason: "must be a numeric admin id".into() });
+    }
+    let team_routes = get("INTERCOM_TEAM_ROUTES")
+        .map(|v| TeamRoutes::parse(&v))
+        .transpose()
+        .map_err(|reason| ConfigError { name: "INTERCOM_TEAM_ROUTES", reason })?
+        .unwrap_or_default();
+    Ok(Some(IntercomSettings {
+        token: Secret::new(token),
+        api_url: http_url(
+            "INTERCOM_API_URL",
+            get("INTERCOM_API_URL").unwrap_or_else(|| "https://api.intercom.io".into()),
+        )?,
+        api_version,
+        admin_id,
+        team_routes,
+        timeout: Duration::from_millis(number("INTERCOM_TIMEOUT_MS", 10_000)?),
+        max_attempts: number("INTERCOM_MAX_ATTEMPTS", 10)? as u32,
+        retry_base: Duration::from_millis(number("INTERCOM_RETRY_BASE_MS", 2_000)?),
+        lease: Duration::from_millis(number("INTERCOM_LEASE_MS", 60_000)?),
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,6 +449,28 @@ mod tests {
         assert!(!format!("{shopify:?}").contains("shpat_x"));
         let bad = [("SHOPIFY_SHOP", "demo.myshopify.com"), ("SHOPIFY_ADMIN_TOKEN", "t"), ("SHOPIFY_API_VERSION", "v1")];
         assert_eq!(settings(&bad).unwrap_err().name, "SHOPIFY_API_VERSION");
+    }
+
+    #[test]
+    fn intercom_is_off_without_a_token_and_routes_teams_by_reason() {
+        assert!(settings(&[]).unwrap().intercom.is_none());
+        let s = settings(&[
+            ("INTERCOM_TOKEN", "dG9rOmludGVyY29t"),
+            ("INTERCOM_TEAM_ROUTES", "sensitive_topic=123, human_requested=456,default=789"),
+        ])
+        .unwrap();
+        let intercom = s.intercom.unwrap();
+        assert_eq!(intercom.api_url, "https://api.intercom.io");
+        assert_eq!(intercom.api_version, "2.16");
+        assert_eq!(intercom.team_routes.team_for("sensitive_topic"), Some("123"));
+        assert_eq!(intercom.team_routes.team_for("vip"), Some("789"));
+        assert!(!format!("{intercom:?}").contains("dG9rOmludGVyY29t"));
+        let bad = [("INTERCOM_TOKEN", "t"), ("INTERCOM_TEAM_ROUTES", "vip")];
+        assert_eq!(settings(&bad).unwrap_err().name, "INTERCOM_TEAM_ROUTES");
+        assert_eq!(
+            settings(&[("INTERCOM_TOKEN", "t"), ("INTERCOM_API_URL", "x")]).unwrap_err().name,
+            "INTERCOM_API_URL"
+        );
     }
 
     #[test]

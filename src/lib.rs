@@ -15,6 +15,7 @@
 //! - [`knowledge`]: the knowledge base: article files, passages, retrieval.
 //! - [`analytics`]: Prometheus metrics.
 //! - [`db`]: storage on SQLite or PostgreSQL, one set of queries.
+//! - [`handoff`]: escalations: the package, the outbox, the help desk (Intercom).
 //! - [`http`]: health, metrics, admin API, the demo page and the widget.
 //! - [`text`]: word and term normalisation shared by the pieces above.
 
@@ -25,6 +26,7 @@ pub mod chat;
 pub mod commerce;
 pub mod config;
 pub mod db;
+pub mod handoff;
 pub mod http;
 pub mod identity;
 pub mod knowledge;

@@ -578,10 +578,11 @@ textarea{flex:1;border:0;outline:none;resize:none;background:transparent;min-hei
 
   const HANDOFF_TEXT = {
     requested: () => 'Connecting you with our team…',
-    created: (f) => `A teammate has the conversation${f.reference ? ` (ref ${f.reference})` : ''}.`,
+    created: (f) => `A teammate has the conversation${f.reference ? ` (ref ${f.reference})` : ''}. Your messages now go to them.`,
     agent_replied: () => 'A teammate has replied.',
-    closed: () => 'Your conversation with our team is closed.',
-    failed_retrying: () => 'Still trying to reach the team…',
+    closed: () => 'Your conversation with our team is closed. The assistant can help again.',
+    // Never a spinner: the customer is told a person will come back to them.
+    failed_retrying: () => "We're having trouble reaching our team right now. A person will follow up with you here as soon as they can.",
   };
 
   function onError(f, live) {

@@ -183,6 +183,33 @@ pub struct Citation {
     pub url: Option<String>,
 }
 
+/// Where a handoff stands, as the widget shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandoffStatus {
+    /// Recorded; on its way to a person.
+    Requested,
+    /// The help desk has the conversation and the context note.
+    Created,
+    AgentReplied,
+    /// The person closed it: the assistant answers again.
+    Closed,
+    /// The help desk is unreachable for now; delivery goes on.
+    FailedRetrying,
+}
+
+impl HandoffStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HandoffStatus::Requested => "requested",
+            HandoffStatus::Created => "created",
+            HandoffStatus::AgentReplied => "agent_replied",
+            HandoffStatus::Closed => "closed",
+            HandoffStatus::FailedRetrying => "failed_retrying",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Author {
     pub name: String,
@@ -239,8 +266,8 @@ pub enum ServerFrame {
         seq: i64,
         #[serde(skip_serializing_if = "Option::is_none")]
         reply_to: Option<String>,
-        status: &'static str,
-        reason: &'static str,
+        status: HandoffStatus,
+        reason: String,
         #[serde(skip_serializing_if = "Option::is_none")]
         reference: Option<String>,
     },
@@ -258,6 +285,32 @@ pub enum ServerFrame {
 impl ServerFrame {
     pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
         ServerFrame::Error { seq: None, reply_to: None, code, message: message.into() }
+    }
+
+    pub fn handoff(status: HandoffStatus, reason: &str, reply_to: Option<&str>, reference: Option<&str>) -> Self {
+        ServerFrame::Handoff {
+            seq: 0,
+            reply_to: reply_to.map(str::to_owned),
+            status,
+            reason: reason.to_owned(),
+            reference: reference.map(str::to_owned),
+        }
+    }
+
+    /// A message from a person or the service itself (no intent, cards or citations).
+    pub fn plain_message(id: String, role: &'static str, text: String, author: Option<String>) -> Self {
+        ServerFrame::Message(MessageFrame {
+            id,
+            seq: 0,
+            role,
+            text,
+            reply_to: None,
+            intent: None,
+            confidence: None,
+            cards: vec![],
+            citations: vec![],
+            author: author.map(|name| Author { name }),
+        })
     }
 
     /// The `type` name, as stored in the frame log.

@@ -6,11 +6,12 @@ use std::{sync::Arc, time::Instant};
 
 use super::{
     hub::{Hub, Outbound},
-    protocol::{ErrorCode, FrameError, MessageFrame, Page, Rating, ServerFrame},
+    protocol::{ErrorCode, FrameError, HandoffStatus, MessageFrame, Page, Rating, ServerFrame},
 };
-use crate::analytics::{Metrics, ReasonLabels, TurnLabels};
+use crate::analytics::{Metrics, TurnLabels};
 use crate::assistant::{Assistant, EscalationReason, Reply, Response, TurnContext, Understanding};
-use crate::db::{AuditRecord, Db, NewEscalation, NewMessage, NewSession, SessionRow, StoredFrame, TurnWriter};
+use crate::db::{AuditRecord, Db, NewMessage, NewSession, SessionRow, StoredFrame, TurnWriter};
+use crate::handoff::{Escalation, Escalations};
 use crate::identity::{AttemptLimiter, Identity, normalize_order_number};
 
 /// One socket's view of its session. Identity is proven per connection and
@@ -50,6 +51,8 @@ pub struct ChatService {
     db: Db,
     hub: Hub,
     assistant: Arc<Assistant>,
+    /// Records escalations and queues their delivery to the help desk.
+    escalations: Arc<Escalations>,
     metrics: Arc<Metrics>,
     verify_attempts: AttemptLimiter,
     /// This process among the replicas, so it ignores its own notifications.
@@ -57,11 +60,18 @@ pub struct ChatService {
 }
 
 impl ChatService {
-    pub fn new(db: Db, hub: Hub, assistant: Arc<Assistant>, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        db: Db,
+        hub: Hub,
+        assistant: Arc<Assistant>,
+        escalations: Arc<Escalations>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             db,
             hub,
             assistant,
+            escalations,
             metrics,
             verify_attempts: AttemptLimiter::guest_verification(),
             replica_id: uuid::Uuid::new_v4().to_string(),
@@ -139,6 +149,10 @@ impl ChatService {
             let frames = self.db.frames_replying_to(&session.id, client_id).await?;
             return Ok(TurnResult::Duplicate(frames.into_iter().map(outbound).collect()));
         }
+        // With the conversation at the help desk, the person there answers.
+        if self.escalations.pass_to_desk(&session.id, &session.conversation_id, client_id, text).await? {
+            return Ok(TurnResult::Answered);
+        }
         self.publish_ephemeral(&session.id, &ServerFrame::Typing { on: true });
         let turn = self.turn(session, connection_id, client_id, text).await;
         // Whatever happened, the widget must not be left showing "typing".
@@ -171,7 +185,7 @@ impl ChatService {
         let prior_unanswered = self.db.unanswered_count(&session.conversation_id).await?;
         let ctx = TurnContext { identity: &session.identity, page: session.page.as_ref(), prior_unanswered, escalated };
         let response = self.assistant.respond(text, &understanding, &ctx).await;
-        self.write_response(session, client_id, &response).await?;
+        self.write_response(session, client_id, text, &understanding, &response).await?;
         Ok((response, refused))
     }
 
@@ -194,7 +208,30 @@ impl ChatService {
         Ok(self.verify(session, connection_id, number, email).await?.err())
     }
 
-    async fn write_response(&self, session: &Session, client_id: &str, response: &Response) -> Result<(), ChatError> {
+    async fn write_response(
+        &self,
+        session: &Session,
+        client_id: &str,
+        customer_text: &str,
+        understanding: &Understanding,
+        response: &Response,
+    ) -> Result<(), ChatError> {
+        let escalation = match &response.reply {
+            Reply::Handoff { reason, summary, .. } => {
+                let escalation = Escalation {
+                    identity: &session.identity,
+                    reason: *reason,
+                    intent: Some(response.intent.as_str()),
+                    summary,
+                    note: None,
+                    customer_words: customer_text,
+                    order_numbers: &understanding.order_numbers,
+                };
+                let package = self.escalations.prepare(&session.conversation_id, &escalation).await?;
+                Some((escalation, package))
+            }
+            _ => None,
+        };
         let mut w = self.db.writer(&session.id, &session.conversation_id).await?;
         let text = match &response.reply {
             Reply::Answer { text, .. } | Reply::VerifyRequired { text, .. } | Reply::Handoff { text, .. } => text,
@@ -233,13 +270,16 @@ impl ChatService {
                 reason: (*reason).to_owned(),
                 methods: vec!["login", "order_email"],
             }],
-            Reply::Handoff { reason, summary, .. } => {
-                w.insert_escalation(&NewEscalation { reason: reason.as_str(), note: None, summary }).await?;
-                self.metrics.escalations.get_or_create(&ReasonLabels { reason: reason.as_str() }).inc();
+            Reply::Handoff { reason, .. } => {
+                if let Some((escalation, package)) = escalation {
+                    self.escalations.record(&mut w, &escalation, package).await?;
+                }
                 vec![message(vec![], vec![]), handoff_frame(Some(client_id), *reason)]
             }
         };
-        self.commit_frames(w, &session.id, frames).await
+        self.commit_frames(w, &session.id, frames).await?;
+        self.escalations.wake();
+        Ok(())
     }
 
     /// The customer pressed "talk to a person".
@@ -251,16 +291,28 @@ impl ChatService {
             return self.commit_frames(w, &session.id, vec![note]).await;
         }
         let reason = EscalationReason::HumanRequested;
-        let mut w = self.db.writer(&session.id, &session.conversation_id).await?;
         let summary = match note {
             Some(note) => format!("The customer asked for a person: {note}"),
             None => "The customer asked for a person.".to_owned(),
         };
-        w.insert_escalation(&NewEscalation { reason: reason.as_str(), note, summary: &summary }).await?;
-        self.metrics.escalations.get_or_create(&ReasonLabels { reason: reason.as_str() }).inc();
+        let last_words = self.db.last_customer_message(&session.conversation_id).await?;
+        let escalation = Escalation {
+            identity: &session.identity,
+            reason,
+            intent: None,
+            summary: &summary,
+            note,
+            customer_words: note.or(last_words.as_deref()).unwrap_or("I would like to talk to a person."),
+            order_numbers: &[],
+        };
+        let package = self.escalations.prepare(&session.conversation_id, &escalation).await?;
+        let mut w = self.db.writer(&session.id, &session.conversation_id).await?;
+        self.escalations.record(&mut w, &escalation, package).await?;
         let text = self.assistant.handoff_text(reason, false);
         let note = system_message(&mut w, text).await?;
-        self.commit_frames(w, &session.id, vec![note, handoff_frame(None, reason)]).await
+        self.commit_frames(w, &session.id, vec![note, handoff_frame(None, reason)]).await?;
+        self.escalations.wake();
+        Ok(())
     }
 
     /// Guest verification by order number and email, from a `verify` frame
@@ -353,7 +405,7 @@ impl ChatService {
 
     /// Stamps seqs, stores the frames with the rest of the turn's writes,
     /// commits, and only then publishes: a frame a socket sees is durable.
-    async fn commit_frames(
+    pub async fn commit_frames(
         &self,
         mut w: TurnWriter,
         session_id: &str,
@@ -397,13 +449,7 @@ fn outbound(frame: StoredFrame) -> Outbound {
 }
 
 fn handoff_frame(reply_to: Option<&str>, reason: EscalationReason) -> ServerFrame {
-    ServerFrame::Handoff {
-        seq: 0,
-        reply_to: reply_to.map(str::to_owned),
-        status: "requested",
-        reason: reason.as_str(),
-        reference: None,
-    }
+    ServerFrame::handoff(HandoffStatus::Requested, reason.as_str(), reply_to, None)
 }
 
 /// A message from the service itself, stored in the transcript too.
@@ -418,16 +464,5 @@ async fn system_message(w: &mut TurnWriter, text: String) -> Result<ServerFrame,
         outcome: None,
     };
     let id = w.insert_message(&message).await?;
-    Ok(ServerFrame::Message(MessageFrame {
-        id,
-        seq: 0,
-        role: "system",
-        text,
-        reply_to: None,
-        intent: None,
-        confidence: None,
-        cards: vec![],
-        citations: vec![],
-        author: None,
-    }))
+    Ok(ServerFrame::plain_message(id, "system", text, None))
 }

@@ -327,8 +327,16 @@ pub struct TurnWriter {
 }
 
 impl TurnWriter {
-    fn conn(&mut self) -> &mut AnyConnection {
+    pub(super) fn conn(&mut self) -> &mut AnyConnection {
         &mut self.tx
+    }
+
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    pub fn conversation_id(&self) -> &str {
+        &self.conversation_id
     }
 
     /// Returns the new message's id.
@@ -336,27 +344,34 @@ impl TurnWriter {
         let id = Uuid::new_v4().to_string();
         let tools = serde_json::to_string(m.tools).unwrap_or_else(|_| "[]".into());
         let conversation_id = self.conversation_id.clone();
-        sqlx::query(
+        // A missing confidence is written as a literal NULL, not a bound one:
+        // sqlx's Any driver (0.8.6) binds a NULL double as a float4, and the
+        // PostgreSQL statement prepared with it then refuses the next real double.
+        let confidence = if m.confidence.is_some() { "$10" } else { "NULL" };
+        let sql = format!(
             "INSERT INTO messages (id, conversation_id, role, reply_to, text, intent, confidence, tools, outcome, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        )
-        .bind(&id)
-        .bind(conversation_id)
-        .bind(m.role)
-        .bind(m.reply_to)
-        .bind(m.text)
-        .bind(m.intent)
-        .bind(m.confidence)
-        .bind(tools)
-        .bind(m.outcome)
-        .bind(now_ms())
-        .execute(self.conn())
-        .await?;
+             VALUES ($1, $2, $3, $4, $5, $6, {confidence}, $7, $8, $9)"
+        );
+        let mut query = sqlx::query(&sql)
+            .bind(&id)
+            .bind(conversation_id)
+            .bind(m.role)
+            .bind(m.reply_to)
+            .bind(m.text)
+            .bind(m.intent)
+            .bind(tools)
+            .bind(m.outcome)
+            .bind(now_ms());
+        if let Some(confidence) = m.confidence {
+            query = query.bind(confidence);
+        }
+        query.execute(self.conn()).await?;
         Ok(id)
     }
 
     /// Returns the new escalation's id and marks the conversation escalated.
     pub async fn insert_escalation(&mut self, e: &NewEscalation<'_>) -> Result<String, sqlx::Error> {
+        // Escalations are recorded by `handoff::Escalations` only.
         let (id, now, conversation_id) = (Uuid::new_v4().to_string(), now_ms(), self.conversation_id.clone());
         sqlx::query(
             "INSERT INTO escalations (id, conversation_id, reason, note, summary, status, created_at, updated_at)

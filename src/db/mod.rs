@@ -6,12 +6,14 @@
 mod analytics;
 mod articles;
 mod conversations;
+mod handoff;
 mod identity;
 mod webhooks;
 
 pub use analytics::*;
 pub use articles::*;
 pub use conversations::*;
+pub use handoff::*;
 pub use identity::*;
 pub use webhooks::*;
 
@@ -45,12 +47,14 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "identity", include_str!("../../migrations/sqlite/0002_identity.sql")),
     (3, "shopify_webhooks", include_str!("../../migrations/sqlite/0003_shopify_webhooks.sql")),
     (4, "knowledge", include_str!("../../migrations/sqlite/0004_knowledge.sql")),
+    (5, "handoff", include_str!("../../migrations/sqlite/0005_handoff.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "conversations", include_str!("../../migrations/postgres/0001_conversations.sql")),
     (2, "identity", include_str!("../../migrations/postgres/0002_identity.sql")),
     (3, "shopify_webhooks", include_str!("../../migrations/postgres/0003_shopify_webhooks.sql")),
     (4, "knowledge", include_str!("../../migrations/postgres/0004_knowledge.sql")),
+    (5, "handoff", include_str!("../../migrations/postgres/0005_handoff.sql")),
 ];
 
 #[derive(Debug)]

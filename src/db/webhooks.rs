@@ -121,14 +121,23 @@ impl Db {
         Ok(())
     }
 
-    /// The event log, newest first; `before` is the `received_at` of the previous page's last entry.
-    pub async fn list_webhooks(&self, limit: i64, before: Option<i64>) -> Result<Vec<WebhookLogEntry>, sqlx::Error> {
+    /// The event log, newest first. `before` is the `(received_at, webhook_id)`
+    /// of the previous page's last entry: a unique cursor, so events that
+    /// share a millisecond are neither skipped nor repeated.
+    pub async fn list_webhooks(
+        &self,
+        limit: i64,
+        before: Option<(i64, &str)>,
+    ) -> Result<Vec<WebhookLogEntry>, sqlx::Error> {
+        let (received_at, webhook_id) = before.unwrap_or((i64::MAX, ""));
         let rows = sqlx::query(
             "SELECT webhook_id, topic, shop, correlation_id, status, detail, resource, resource_updated_at,
                     received_at, processed_at
-             FROM shopify_webhooks WHERE received_at < $1 ORDER BY received_at DESC, webhook_id LIMIT $2",
+             FROM shopify_webhooks WHERE received_at < $1 OR (received_at = $1 AND webhook_id < $2)
+             ORDER BY received_at DESC, webhook_id DESC LIMIT $3",
         )
-        .bind(before.unwrap_or(i64::MAX))
+        .bind(received_at)
+        .bind(webhook_id)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;

@@ -62,21 +62,26 @@ async fn list_conversations(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
-    // The cursor is `<updated_at>.<id>`; an unreadable one is the client's mistake.
-    let before = match q.before.as_deref() {
-        None => None,
-        Some(cursor) => Some(
-            cursor
-                .split_once('.')
-                .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id)))
-                .ok_or_else(|| ApiError::BadRequest("`before` is not a cursor from `next_before`".into()))?,
-        ),
-    };
+    let before = cursor(q.before.as_deref())?;
     let conversations = app.db.list_conversations(limit, before, q.status.as_deref()).await?;
     let next_before = (conversations.len() as i64 == limit)
         .then(|| conversations.last().map(|c| format!("{}.{}", c.updated_at, c.id)))
         .flatten();
     Ok(Json(json!({ "conversations": conversations, "next_before": next_before })))
+}
+
+/// A `before` cursor, `<time>.<id>`: with the id as tie-breaker, rows that
+/// share a millisecond are neither skipped nor repeated between pages. An
+/// unreadable one is the client's mistake.
+pub fn cursor(before: Option<&str>) -> ApiResult<Option<(i64, &str)>> {
+    before
+        .map(|cursor| {
+            cursor
+                .split_once('.')
+                .and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id)))
+                .ok_or_else(|| ApiError::BadRequest("`before` is not a cursor from `next_before`".into()))
+        })
+        .transpose()
 }
 
 async fn conversation(_: Admin, State(app): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {

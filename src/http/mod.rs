@@ -2,8 +2,11 @@
 
 pub mod admin;
 pub mod error;
+pub mod handoff;
 pub mod identity;
+pub mod intercom;
 pub mod kb;
 pub mod ops;
 pub mod preview;
+pub mod shopify;
 pub mod site;

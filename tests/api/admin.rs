@@ -95,16 +95,7 @@ async fn paging(backend: Backend) {
         let text = if i % 2 == 0 { "hello" } else { "I want to talk to a person" };
         chat.ask("m1", text).await;
     }
-    let mut seen = Vec::new();
-    let mut url = "/v1/admin/conversations?limit=2".to_owned();
-    loop {
-        let page: Value = app.admin_get(&url).await.json().await.unwrap();
-        seen.extend(page["conversations"].as_array().unwrap().iter().map(|c| c["id"].as_str().unwrap().to_owned()));
-        match page["next_before"].as_str() {
-            Some(cursor) => url = format!("/v1/admin/conversations?limit=2&before={cursor}"),
-            None => break,
-        }
-    }
+    let seen = app.page_through("/v1/admin/conversations", "conversations", "id", 2).await;
     let mut unique = seen.clone();
     unique.sort();
     unique.dedup();

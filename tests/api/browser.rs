@@ -307,3 +307,65 @@ async fn an_operator_signs_in_to_the_console_and_reads_a_transcript() {
     let escalations = browser.eval("t.d('escalations')?.textContent ?? ''").await;
     assert!(escalations.as_str().unwrap().to_lowercase().contains("human requested"), "{escalations}");
 }
+
+#[tokio::test]
+async fn a_handoff_in_the_widget_shows_its_states_and_the_agents_reply_as_a_person() {
+    use crate::intercom::{handoff, mock::MockIntercom};
+    let Some(mut browser) = Browser::launch().await else { return };
+    let mock = MockIntercom::start().await;
+    let app = handoff::spawn(&mock, Backend::Sqlite, &[("INTERCOM_RETRY_BASE_MS", "200")]).await;
+
+    browser.open(&app.url("/")).await;
+    browser.eval("t.q('sa-launcher').click(); true").await;
+    browser.eval("t.until(() => t.q('sa-disclosure'), 'the chat')").await;
+    // Intercom is down for a moment: the customer is told a person will follow up.
+    mock.outage(Duration::from_secs(2), 503);
+    browser.eval("t.q('sa-handoff').click(); true").await;
+    let status =
+        |s: &str| format!("t.until(() => t.root().querySelector('[data-status=\"{s}\"]')?.textContent, 'handoff {s}')");
+    browser.eval(&status("requested")).await;
+    let retrying = browser.eval(&status("failed_retrying")).await;
+    assert!(retrying.as_str().unwrap().contains("A person will follow up"), "{retrying}");
+    let created = browser.eval(&status("created")).await;
+    let reference = mock.conversations()[0].id.clone();
+    assert!(created.as_str().unwrap().contains(&reference), "{created}");
+
+    let part =
+        handoff::admin_part("comment", "<p>Hi, this is Andy. <a href=\"https://example.com/t\">Your tracking</a></p>");
+    let reply = handoff::notification("notif_b1", "conversation.admin.replied", &reference, part);
+    assert_eq!(handoff::post_webhook(&app, &reply).await.status(), 200);
+    let agent = browser
+        .eval("t.until(() => t.root().querySelector('[data-role=\"agent\"]')?.textContent, 'the agent reply')")
+        .await;
+    let agent = agent.as_str().unwrap();
+    assert!(agent.contains("Andy") && agent.contains("Hi, this is Andy."), "labelled as a person: {agent}");
+    let link = browser.eval("t.root().querySelector('[data-role=\"agent\"] a')?.href").await;
+    assert_eq!(link, "https://example.com/t");
+    browser.eval(&status("agent_replied")).await;
+    browser.screenshot("widget-handoff.png").await;
+}
+
+#[tokio::test]
+async fn an_operator_sees_a_dead_handoff_in_the_console_and_retries_it() {
+    use crate::intercom::{handoff, mock::Fault, mock::MockIntercom};
+    let Some(mut browser) = Browser::launch().await else { return };
+    let mock = MockIntercom::start().await;
+    // Intercom refuses the first request: the job is dead-lettered at once.
+    mock.then(Fault::Status(422));
+    let app = handoff::spawn(&mock, Backend::Sqlite, &[]).await;
+    let (mut chat, _) = app.customer("7001").await;
+    handoff::escalate(&mut chat, "m1", "failed_retrying").await;
+
+    browser.load(&app.url("/admin")).await;
+    browser.eval("t.d = (id) => document.querySelector(`[data-testid=\"${id}\"]`); true").await;
+    browser.eval("t.until(() => t.d('admin-token'), 'the sign-in form')").await;
+    browser.eval(&format!("t.d('admin-token').value = {ADMIN_TOKEN:?}; t.d('admin-signin').click(); true")).await;
+    browser.eval("t.until(() => t.d('tab-handoff'), 'the tabs'); location.hash = '#handoff'; true").await;
+    let row = browser.eval("t.until(() => t.d('handoff-row')?.textContent, 'a dead job')").await;
+    assert!(row.as_str().unwrap().contains("422"), "the refusal is shown: {row}");
+    browser.screenshot("console-handoff.png").await;
+    browser.eval("t.d('handoff-retry').click(); true").await;
+    handoff::frame_where(&mut chat, handoff::handoff("created")).await;
+    assert_eq!(mock.conversations().len(), 1);
+    browser.eval("t.until(() => !t.d('handoff-row'), 'the dead list to empty')").await;
+}

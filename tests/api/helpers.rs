@@ -188,6 +188,21 @@ impl TestApp {
     pub async fn admin_get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).bearer_auth(ADMIN_TOKEN).send().await.expect("request")
     }
+
+    /// Every `key` of every item of a paged admin list (`?limit=&before=`
+    /// with `next_before`), in the order the pages gave them.
+    pub async fn page_through(&self, path: &str, items: &str, key: &str, limit: u32) -> Vec<String> {
+        let mut seen = Vec::new();
+        let mut url = format!("{path}?limit={limit}");
+        loop {
+            let page: Value = self.admin_get(&url).await.json().await.unwrap();
+            seen.extend(page[items].as_array().unwrap().iter().map(|i| i[key].as_str().unwrap().to_owned()));
+            match page["next_before"].as_str() {
+                Some(cursor) => url = format!("{path}?limit={limit}&before={cursor}"),
+                None => return seen,
+            }
+        }
+    }
 }
 
 /// A store-signed customer token, as the store's backend would make one.
@@ -215,6 +230,11 @@ pub struct Chat {
 }
 
 impl Chat {
+    /// A client on a socket opened elsewhere (a service run as a process).
+    pub fn from_socket(ws: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        Self { ws }
+    }
+
     pub async fn send_text(&mut self, text: impl Into<String>) {
         self.ws.send(Message::text(text.into())).await.expect("send frame");
     }

@@ -6,6 +6,7 @@ mod browser;
 mod chat;
 mod helpers;
 mod identity;
+mod intercom;
 mod judgment;
 mod knowledge;
 mod limits;

@@ -5,7 +5,8 @@
 //! - `cache`: brief per-identity caching, invalidated by webhooks.
 //! - `queries`: the `.graphql` documents we send.
 //! - `model`: response shapes and their mapping onto the store's types.
-//! - `webhooks`: `POST /v1/webhooks/shopify`: verify, store, then process.
+//! - `webhooks`: signature checks and what a stored event means for the store
+//!   (`http::shopify` receives them).
 //!
 //! Scope is enforced here as in the demo store: every order fetched is
 //! checked with [`Scope::permits`] before it leaves, and one outside the

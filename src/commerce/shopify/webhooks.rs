@@ -1,41 +1,20 @@
-//! `POST /v1/webhooks/shopify`: verify the signature over the raw bytes,
-//! store the event durably, answer 200, then process it.
+//! Shopify webhooks, once stored (`http::shopify` receives them): the
+//! signature check over the raw bytes, and what an event means for the store.
 //!
-//! Redelivery (same `X-Shopify-Webhook-Id`) is acknowledged and ignored; an
-//! update older than the newest one applied to its resource (`updated_at`)
-//! is recorded as stale and changes nothing. Events stored but unprocessed
-//! when the service stopped are processed at the next start ([`resume`]).
-//! `GET /v1/admin/webhooks` is the operator's event log.
+//! An update older than the newest one applied to its resource
+//! (`updated_at`) is recorded as stale and changes nothing.
 
-use std::sync::Arc;
-
-use axum::{
-    Json, Router,
-    body::Bytes,
-    extract::{Query, State},
-    http::HeaderMap,
-    routing::{get, post},
-};
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 use tracing::Instrument;
 
 use super::model::gid_number;
-use crate::app::AppState;
-use crate::assistant::Assistant;
-use crate::commerce::Touched;
-use crate::db::{Db, NewWebhook, StoredWebhook};
-use crate::http::admin::Admin;
-use crate::http::error::{ApiError, ApiResult};
-
-pub fn router() -> Router<AppState> {
-    Router::new().route("/v1/webhooks/shopify", post(receive)).route("/v1/admin/webhooks", get(event_log))
-}
+use crate::commerce::{Store, Touched};
+use crate::db::{Db, StoredWebhook};
 
 /// `base64(HMAC-SHA256(secret, raw body))` compared in constant time.
 pub fn signature_valid(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
@@ -48,61 +27,6 @@ pub fn signature_valid(secret: &[u8], body: &[u8], header: Option<&str>) -> bool
     mac.update(body);
     let expected = mac.finalize().into_bytes();
     bool::from(given.as_slice().ct_eq(&expected[..]))
-}
-
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
-}
-
-async fn receive(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
-    let Some(secret) = &app.settings.shopify_webhook_secret else {
-        tracing::warn!("a Shopify webhook arrived but SHOPIFY_WEBHOOK_SECRET is not set: refused");
-        return Err(ApiError::Unauthorized);
-    };
-    if !signature_valid(secret.expose().as_bytes(), &body, header(&headers, "X-Shopify-Hmac-Sha256")) {
-        tracing::warn!(bytes = body.len(), "refused a Shopify webhook with a bad or missing signature");
-        return Err(ApiError::Unauthorized);
-    }
-    // Signed, so it is Shopify's; it still has to be JSON to mean anything.
-    if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
-        return Err(ApiError::BadRequest("the webhook body is not JSON".into()));
-    }
-    let text = std::str::from_utf8(&body).map_err(|_| ApiError::BadRequest("the webhook body is not UTF-8".into()))?;
-    let webhook_id = header(&headers, "X-Shopify-Webhook-Id")
-        .ok_or_else(|| ApiError::BadRequest("missing X-Shopify-Webhook-Id".into()))?;
-    let topic =
-        header(&headers, "X-Shopify-Topic").ok_or_else(|| ApiError::BadRequest("missing X-Shopify-Topic".into()))?;
-    let correlation_id = uuid::Uuid::new_v4().to_string();
-    let event = NewWebhook {
-        webhook_id,
-        topic,
-        shop: header(&headers, "X-Shopify-Shop-Domain"),
-        correlation_id: &correlation_id,
-        body: text,
-    };
-    if !app.db.insert_webhook(&event).await? {
-        tracing::info!(webhook_id, topic, "duplicate Shopify webhook acknowledged and ignored");
-        return Ok(Json(json!({ "status": "duplicate" })));
-    }
-    tracing::info!(webhook_id, topic, correlation_id, "Shopify webhook stored");
-    let (db, assistant, id) = (app.db.clone(), app.assistant.clone(), webhook_id.to_owned());
-    app.tasks.spawn(async move { process(&db, &assistant, &id).await });
-    Ok(Json(json!({ "status": "stored", "correlation_id": correlation_id })))
-}
-
-/// Processes every event stored before a stop and not yet processed.
-pub async fn resume(app: &AppState) -> Result<(), sqlx::Error> {
-    let pending = app.db.unprocessed_webhooks().await?;
-    if !pending.is_empty() {
-        tracing::info!(count = pending.len(), "processing Shopify webhooks stored before the last stop");
-    }
-    let (db, assistant) = (app.db.clone(), app.assistant.clone());
-    app.tasks.spawn(async move {
-        for id in pending {
-            process(&db, &assistant, &id).await;
-        }
-    });
-    Ok(())
 }
 
 /// What an event means for the store: which resource, how new, what to drop.
@@ -120,7 +44,9 @@ enum Classified {
     Fail(&'static str),
 }
 
-async fn process(db: &Db, assistant: &Arc<Assistant>, webhook_id: &str) {
+/// Applies one stored event: the store drops what it touched. The outcome
+/// is recorded on the event; a storage failure leaves it for the next start.
+pub async fn process(db: &Db, store: &dyn Store, webhook_id: &str) {
     let event = match db.webhook(webhook_id).await {
         Ok(Some(event)) => event,
         Ok(None) => return,
@@ -131,10 +57,10 @@ async fn process(db: &Db, assistant: &Arc<Assistant>, webhook_id: &str) {
         }
     };
     let span = tracing::info_span!("shopify_webhook", webhook_id, topic = %event.topic, correlation_id = %event.correlation_id);
-    apply(db, assistant, event).instrument(span).await;
+    apply(db, store, event).instrument(span).await;
 }
 
-async fn apply(db: &Db, assistant: &Assistant, event: StoredWebhook) {
+async fn apply(db: &Db, store: &dyn Store, event: StoredWebhook) {
     let webhook_id = event.webhook_id.as_str();
     let body: Value = serde_json::from_str(&event.body).unwrap_or(Value::Null);
     let (status, detail, effect) = match classify(&event.topic, &body) {
@@ -147,7 +73,7 @@ async fn apply(db: &Db, assistant: &Assistant, event: StoredWebhook) {
             };
             match newest {
                 Ok(true) => {
-                    assistant.store().invalidate(&effect.touched);
+                    store.invalidate(&effect.touched);
                     ("processed", None, Some(effect))
                 }
                 Ok(false) => ("stale", Some("older than the update already applied"), Some(effect)),
@@ -225,23 +151,10 @@ fn unix_ms(rfc3339: &str) -> Option<i64> {
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
-#[derive(Deserialize)]
-struct LogQuery {
-    limit: Option<i64>,
-    /// `received_at` of the last event of the previous page.
-    before: Option<i64>,
-}
-
-async fn event_log(_: Admin, State(app): State<AppState>, Query(q): Query<LogQuery>) -> ApiResult<Json<Value>> {
-    let limit = q.limit.unwrap_or(50).clamp(1, 200);
-    let events = app.db.list_webhooks(limit, q.before).await?;
-    let next_before = (events.len() as i64 == limit).then(|| events.last().map(|e| e.received_at)).flatten();
-    Ok(Json(json!({ "events": events, "next_before": next_before })))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn big_ids_are_read_as_integers_and_strings_never_as_floats() {

@@ -2,7 +2,7 @@
 //! HTTP, webhooks with Shopify's own samples, and our queries against
 //! Shopify's schema.
 
-mod contracts;
+pub(crate) mod contracts;
 mod mock;
 mod schema;
 mod store;

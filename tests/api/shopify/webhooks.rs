@@ -258,3 +258,26 @@ async fn a_webhook_makes_the_next_answer_fresh_instead_of_cached() {
     assert!(reply["text"].as_str().unwrap().contains("1Z827WK74630"), "{reply}");
     assert_eq!(shopify.count("OrderByName"), 2);
 }
+
+#[tokio::test]
+async fn the_event_log_pages_through_events_that_share_a_millisecond() {
+    use sqlx::Connection;
+    let app = spawn_app(Backend::Sqlite).await;
+    let mut conn = sqlx::SqliteConnection::connect(&app.database_url).await.unwrap();
+    for i in 0..25 {
+        sqlx::query(
+            "INSERT INTO shopify_webhooks (webhook_id, topic, correlation_id, body, status, received_at)
+             VALUES ($1, 'orders/updated', 'c', '{}', 'processed', 1700000000000)",
+        )
+        .bind(format!("storm-{i:02}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    }
+    let seen = app.page_through("/v1/admin/webhooks", "events", "webhook_id", 7).await;
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((seen.len(), unique.len()), (25, 25), "every event once: {seen:?}");
+    assert_eq!(app.admin_get("/v1/admin/webhooks?before=yesterday").await.status(), 400);
+}
