@@ -30,6 +30,9 @@ const PASSAGES: usize = 3;
 /// catalog when a passage means this nearly what was asked ("how do I clean
 /// leather boots?" wants care tips, not a pair of boots).
 const CARE_SIMILARITY: f64 = 0.6;
+/// A passage this near that fails the answer test is named, not quoted:
+/// "is it about Returns?" helps more than "I don't know".
+const SUGGEST_SIMILARITY: f64 = 0.45;
 
 /// Everything a turn knows besides the message itself.
 pub struct TurnContext<'a> {
@@ -98,8 +101,8 @@ struct Trace {
 /// What the knowledge base had for a question.
 enum Found {
     Answer(Reply),
-    /// Two articles fit: the reply asks which one is meant.
-    Ambiguous(Reply),
+    /// Not sure which article, or whether one fits: the reply asks.
+    Ask(Reply),
     Nothing,
 }
 
@@ -278,7 +281,7 @@ impl Assistant {
                     Some(reply) => (reply, Outcome::Answered),
                     None => match found {
                         Found::Answer(reply) => (reply, Outcome::Answered),
-                        Found::Ambiguous(reply) => (reply, Outcome::Clarify),
+                        Found::Ask(reply) => (reply, Outcome::Clarify),
                         Found::Nothing => (self.plain("product_not_found"), Outcome::Unanswered),
                     },
                 }
@@ -294,7 +297,7 @@ impl Assistant {
             Action::Clarify => match self.knowledge_reply(text, u, trace).await {
                 // Unsure what was meant, but the knowledge base has exactly it.
                 Found::Answer(reply) => (reply, Outcome::Answered),
-                Found::Ambiguous(reply) => (reply, Outcome::Clarify),
+                Found::Ask(reply) => (reply, Outcome::Clarify),
                 Found::Nothing => {
                     let second = ctx.prior_unanswered > 0;
                     (self.render_answer("clarify", json!({ "second": second })), Outcome::Clarify)
@@ -305,7 +308,7 @@ impl Assistant {
                 // the catalog, before admitting we do not know.
                 match self.knowledge_reply(text, u, trace).await {
                     Found::Answer(reply) => return Ok((reply, Outcome::Answered)),
-                    Found::Ambiguous(reply) => return Ok((reply, Outcome::Clarify)),
+                    Found::Ask(reply) => return Ok((reply, Outcome::Clarify)),
                     Found::Nothing => {}
                 }
                 trace.tools.push("store.products");
@@ -320,7 +323,7 @@ impl Assistant {
     async fn answer_from_knowledge(&self, text: &str, u: &Understanding, trace: &mut Trace) -> (Reply, Outcome) {
         match self.knowledge_reply(text, u, trace).await {
             Found::Answer(reply) => (reply, Outcome::Answered),
-            Found::Ambiguous(reply) => (reply, Outcome::Clarify),
+            Found::Ask(reply) => (reply, Outcome::Clarify),
             Found::Nothing => (self.unknown(), Outcome::Unanswered),
         }
     }
@@ -447,13 +450,17 @@ impl Assistant {
                 let title = |h: &Hit| h.heading.clone().unwrap_or_else(|| h.title.clone());
                 let context = json!({ "first": title(first), "second": title(second) });
                 let text = self.templates.render("clarify_article", context);
-                Found::Ambiguous(Reply::Answer {
-                    text,
-                    cards: vec![],
-                    citations: vec![citation(first), citation(second)],
-                })
+                Found::Ask(Reply::Answer { text, cards: vec![], citations: vec![citation(first), citation(second)] })
             }
-            Verdict::Decline => Found::Nothing,
+            // Near, but not near enough to quote: name the article and ask,
+            // rather than guess or give a bare "I don't know".
+            Verdict::Decline => match trace.passages.first() {
+                Some(hit) if hit.similarity.is_some_and(|s| s >= SUGGEST_SIMILARITY) => {
+                    let text = self.templates.render("suggest_article", json!({ "title": hit.title }));
+                    Found::Ask(Reply::Answer { text, cards: vec![], citations: vec![citation(hit)] })
+                }
+                _ => Found::Nothing,
+            },
         }
     }
 

@@ -11,6 +11,7 @@ use serde::Serialize;
 /// does not compile, rather than a customer finding out mid-conversation.
 pub const REQUIRED: &[&str] = &[
     "ai_disclosure",
+    "suggest_article",
     "greeting",
     "verify_required",
     "order_status",

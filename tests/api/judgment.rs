@@ -62,6 +62,18 @@ async fn everyday_policy_questions_are_answered_from_the_right_article() {
 }
 
 #[tokio::test]
+async fn a_near_miss_names_the_article_instead_of_quoting_or_shrugging() {
+    let Some(app) = spawn_app_with_model(Backend::Sqlite, &[]).await else { return };
+    let (mut chat, _) = app.guest().await;
+    let frames = chat.ask("c", "is there a way to pay cash when the courier comes").await;
+    assert_eq!(handoff_reason(&frames), None, "{frames:#?}");
+    assert_eq!(cited(&frames), ["payment-methods"], "{frames:#?}");
+    let text = message(&frames)["text"].as_str().unwrap();
+    assert!(text.contains("**Payment methods**?"), "it asks whether that article is meant: {text}");
+    assert!(!text.contains("Visa"), "nothing is quoted from an article that did not pass the answer test: {text}");
+}
+
+#[tokio::test]
 async fn a_listed_answer_keeps_its_shape() {
     let Some(app) = spawn_app_with_model(Backend::Sqlite, &[]).await else { return };
     let (mut chat, _) = app.guest().await;
