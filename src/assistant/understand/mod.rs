@@ -333,6 +333,8 @@ mod tests {
         assert_eq!(signal("this is ridiculous, worst service ever"), Some(Signal::NegativeSentiment));
         assert_eq!(signal("WHERE IS MY ORDER I PAID TWO WEEKS AGO"), Some(Signal::NegativeSentiment));
         assert_eq!(signal("my boots arrived damaged"), Some(Signal::DamagedGoods));
+        assert_eq!(signal("what's your phone number? I want to ring someone"), Some(Signal::HumanRequested));
+        assert_eq!(signal("I'd like to change the phone number on my account"), None);
         assert_eq!(signal("where is my order"), None);
         assert_eq!(signal("how do I make a warranty claim?"), None);
     }
