@@ -265,11 +265,12 @@ impl Classifier {
     /// message is plain in its own sentence, so a signal fires when it fires
     /// for the whole or for any sentence. The intent is the whole's.
     pub fn judge(&self, query: &[f32], sentences: &[Vec<f32>]) -> Judgement {
-        let whole = self.scan(query);
+        let queries: Vec<&[f32]> = std::iter::once(query).chain(sentences.iter().map(Vec::as_slice)).collect();
+        let mut scans = self.scan(&queries).into_iter();
+        let whole = scans.next().expect("one scan per query");
         let mut signals = self.signals(&whole, query);
-        for sentence in sentences {
-            let read = self.signals(&self.scan(sentence), sentence);
-            for (mine, theirs) in signals.iter_mut().zip(read) {
+        for (scan, sentence) in scans.zip(sentences) {
+            for (mine, theirs) in signals.iter_mut().zip(self.signals(&scan, sentence)) {
                 mine.score = mine.score.max(theirs.score);
                 mine.fired |= theirs.fired;
             }
@@ -310,28 +311,35 @@ impl Classifier {
         }
     }
 
-    /// The `k` nearest examples of every class: one pass, no sort.
-    fn scan(&self, query: &[f32]) -> Scan {
+    /// The `k` nearest examples of every class, for each query: one pass
+    /// over the examples for all of them (the whole message and its
+    /// sentences), no sort.
+    fn scan(&self, queries: &[&[f32]]) -> Vec<Scan> {
         let k = self.params.k;
-        let mut scan = Scan {
-            intents: vec![Nearest::new(k); Intent::ALL.len()],
-            signals: vec![Nearest::new(k); Signal::PRECEDENCE.len()],
-            routine: Nearest::new(k),
-            neighbours: Nearest::new(5),
-        };
+        let mut scans: Vec<Scan> = queries
+            .iter()
+            .map(|_| Scan {
+                intents: vec![Nearest::new(k); Intent::ALL.len()],
+                signals: vec![Nearest::new(k); Signal::PRECEDENCE.len()],
+                routine: Nearest::new(k),
+                neighbours: Nearest::new(5),
+            })
+            .collect();
         for (i, row) in self.trained.vectors.chunks_exact(self.trained.dimension).enumerate() {
-            let similarity = f64::from(row.iter().zip(query).map(|(a, b)| a * b).sum::<f32>());
             let label = self.examples.labels[i];
-            if let Some(intent) = label.intent {
-                scan.intents[intent as usize].offer(similarity, i);
+            for (scan, query) in scans.iter_mut().zip(queries) {
+                let similarity = f64::from(row.iter().zip(*query).map(|(a, b)| a * b).sum::<f32>());
+                if let Some(intent) = label.intent {
+                    scan.intents[intent as usize].offer(similarity, i);
+                }
+                match label.signal {
+                    Some(signal) => scan.signals[signal as usize].offer(similarity, i),
+                    None => scan.routine.offer(similarity, i),
+                }
+                scan.neighbours.offer(similarity, i);
             }
-            match label.signal {
-                Some(signal) => scan.signals[signal as usize].offer(similarity, i),
-                None => scan.routine.offer(similarity, i),
-            }
-            scan.neighbours.offer(similarity, i);
         }
-        scan
+        scans
     }
 
     /// Every signal's score for one embedding (`scan` is its scan).

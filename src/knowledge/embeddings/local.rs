@@ -222,5 +222,11 @@ mod tests {
         let sentences: Vec<&str> = sentence_spans(text).into_iter().map(|r| text[r].trim()).collect();
         assert_eq!(sentences, ["Hi there.", "The zip broke on day one!", "What now?", "v1.5 is fine"]);
         assert_eq!(sentence_spans("where is my order").len(), 1);
+        // Several bytes a character, stops at the very end, nothing but stops.
+        let text = "Très déçu! 🥾 cassée… Remboursement?";
+        let sentences: Vec<&str> = sentence_spans(text).into_iter().map(|r| text[r].trim()).collect();
+        assert_eq!(sentences, ["Très déçu!", "🥾 cassée… Remboursement?"]);
+        assert_eq!(sentence_spans("?!. \n"), [0..3]);
+        assert!(sentence_spans("").is_empty());
     }
 }
