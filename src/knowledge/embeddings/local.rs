@@ -226,7 +226,7 @@ mod tests {
         let text = "Très déçu! 🥾 cassée… Remboursement?";
         let sentences: Vec<&str> = sentence_spans(text).into_iter().map(|r| text[r].trim()).collect();
         assert_eq!(sentences, ["Très déçu!", "🥾 cassée… Remboursement?"]);
-        assert_eq!(sentence_spans("?!. \n"), [0..3]);
+        assert_eq!(sentence_spans("?!. \n"), vec![std::ops::Range { start: 0, end: 3 }]);
         assert!(sentence_spans("").is_empty());
     }
 }
