@@ -170,6 +170,9 @@ pub enum EmbeddingsMode {
     None,
 }
 
+/// The shortest HS256 secret accepted: as long as the SHA-256 output.
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
 pub const DEFAULT_OPENAI_BASE_URL: &str = "https://api.openai.com/v1";
 pub const DEFAULT_OPENAI_EMBEDDING_MODEL: &str = "text-embedding-3-small";
 
@@ -234,7 +237,16 @@ impl Settings {
             knowledge_dir: PathBuf::from(get("KNOWLEDGE_DIR").unwrap_or_else(|| "knowledge".into())),
             prompts_dir: PathBuf::from(get("PROMPTS_DIR").unwrap_or_else(|| "prompts".into())),
             return_window_days: number("RETURN_WINDOW_DAYS", 30)? as i64,
-            identity_jwt_secret: get("IDENTITY_JWT_SECRET").map(Secret::new),
+            identity_jwt_secret: match get("IDENTITY_JWT_SECRET") {
+                // RFC 7518 §3.2: an HS256 key shorter than the hash can be brute-forced offline.
+                Some(s) if s.len() < MIN_JWT_SECRET_BYTES => {
+                    return Err(ConfigError {
+                        name: "IDENTITY_JWT_SECRET",
+                        reason: format!("must be at least {MIN_JWT_SECRET_BYTES} bytes"),
+                    });
+                }
+                other => other.map(Secret::new),
+            },
             identity_jwks_url,
             identity_jwt_issuer: get("IDENTITY_JWT_ISSUER"),
             identity_jwt_audience: get("IDENTITY_JWT_AUDIENCE"),
@@ -436,6 +448,15 @@ mod tests {
         assert!(settings(&[("EMBEDDINGS", "openai"), ("OPENAI_API_KEY", "sk-test")]).is_ok());
         assert_eq!(settings(&[("OPENAI_BASE_URL", "localhost:11434")]).unwrap_err().name, "OPENAI_BASE_URL");
         assert_eq!(settings(&[("QDRANT_URL", "qdrant:6334")]).unwrap_err().name, "QDRANT_URL");
+    }
+
+    #[test]
+    fn a_short_jwt_secret_is_refused_by_name() {
+        let err = settings(&[("IDENTITY_JWT_SECRET", "secret")]).unwrap_err();
+        assert_eq!(err.name, "IDENTITY_JWT_SECRET");
+        assert!(!err.to_string().contains("secret\""), "the value itself is not echoed");
+        let long = "x".repeat(MIN_JWT_SECRET_BYTES);
+        assert!(settings(&[("IDENTITY_JWT_SECRET", &long)]).unwrap().identity_jwt_secret.is_some());
     }
 
     #[test]

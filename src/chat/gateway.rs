@@ -30,9 +30,10 @@ use crate::db::AuditRecord;
 use crate::identity::Identity;
 
 const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Frames beyond this are cut by the WebSocket layer itself (the connection
-/// closes); between 16 KiB and this they get a polite `too_large`.
-const MAX_WS_MESSAGE_BYTES: usize = 1024 * 1024;
+/// Frames beyond this are refused by the WebSocket layer from their header,
+/// before their payload is buffered (the connection closes); between 16 KiB
+/// and this they get a polite `too_large`.
+const MAX_WS_MESSAGE_BYTES: usize = 32 * 1024;
 /// Consecutive refused frames before the connection is closed.
 const MAX_STRIKES: u32 = 20;
 /// Queued turns per connection; a client that floods waits for room.
@@ -47,12 +48,14 @@ pub async fn chat(
         let error = serde_json::json!({ "error": { "code": "unavailable", "message": "Chat is busy right now. Please try again shortly." } });
         return (StatusCode::SERVICE_UNAVAILABLE, Json(error)).into_response();
     };
-    ws.max_message_size(MAX_WS_MESSAGE_BYTES).on_upgrade(move |socket| async move {
-        let tasks = app.tasks.clone();
-        let (sink, stream) = socket.split();
-        // Tracked, so graceful shutdown waits for the socket to flush its last frames.
-        tasks.track_future(Connection::new(app, peer, permit).run(sink, stream)).await;
-    })
+    ws.max_message_size(MAX_WS_MESSAGE_BYTES).max_frame_size(MAX_WS_MESSAGE_BYTES).on_upgrade(
+        move |socket| async move {
+            let tasks = app.tasks.clone();
+            let (sink, stream) = socket.split();
+            // Tracked, so graceful shutdown waits for the socket to flush its last frames.
+            tasks.track_future(Connection::new(app, peer, permit).run(sink, stream)).await;
+        },
+    )
 }
 
 /// Work that changes the session, run in order by the connection's worker.

@@ -24,7 +24,14 @@ pub fn router() -> Router<AppState> {
 
 async fn app_proxy(State(app): State<AppState>, RawQuery(query): RawQuery) -> ApiResult<impl IntoResponse> {
     let correlation_id = uuid::Uuid::new_v4().to_string();
-    let verdict = verify(&app, query.as_deref().unwrap_or("")).await?;
+    let verdict = match verify(&app, query.as_deref().unwrap_or("")).await? {
+        Refusal::Unsigned(reason) => {
+            // Anyone can send this; an audit row per try would let them fill the table.
+            tracing::info!(%correlation_id, %reason, "unsigned App Proxy request refused");
+            return Err(ApiError::Unauthorized);
+        }
+        Refusal::Signed(verdict) => verdict,
+    };
     let mut record = AuditRecord {
         correlation_id: &correlation_id,
         session_id: None,
@@ -50,19 +57,27 @@ async fn app_proxy(State(app): State<AppState>, RawQuery(query): RawQuery) -> Ap
     }
 }
 
-/// The verified request, or why it was refused.
-async fn verify(app: &AppState, query: &str) -> Result<Result<ProxyRequest, String>, sqlx::Error> {
+enum Refusal {
+    /// Refused before Shopify's signature vouched for anything.
+    Unsigned(String),
+    /// The verified request, or why a signed one was refused.
+    Signed(Result<ProxyRequest, String>),
+}
+
+async fn verify(app: &AppState, query: &str) -> Result<Refusal, sqlx::Error> {
     let Some(secret) = &app.settings.shopify_app_proxy_secret else {
-        return Ok(Err("SHOPIFY_APP_PROXY_SECRET is not configured".into()));
+        return Ok(Refusal::Unsigned("SHOPIFY_APP_PROXY_SECRET is not configured".into()));
     };
-    let request = match app_proxy::verify(query, secret, now_ms() / 1000) {
+    let expected_shop = app.settings.shopify.as_ref().map(|shopify| shopify.shop.as_str());
+    let request = match app_proxy::verify(query, secret, expected_shop, now_ms() / 1000) {
         Ok(request) => request,
-        Err(error) => return Ok(Err(error.to_string())),
+        Err(error) if error.was_signed() => return Ok(Refusal::Signed(Err(error.to_string()))),
+        Err(error) => return Ok(Refusal::Unsigned(error.to_string())),
     };
     // A signature is good for one use: a leaked proxied URL cannot be replayed.
     let remember_until = (request.timestamp + MAX_CLOCK_SKEW_SECS + 60) * 1000;
     if !app.db.claim_signature(&request.signature, remember_until).await? {
-        return Ok(Err("replayed signature".into()));
+        return Ok(Refusal::Signed(Err("replayed signature".into())));
     }
-    Ok(Ok(request))
+    Ok(Refusal::Signed(Ok(request)))
 }

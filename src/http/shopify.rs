@@ -38,6 +38,14 @@ async fn receive(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -
         tracing::warn!(bytes = body.len(), "refused a Shopify webhook with a bad or missing signature");
         return Err(ApiError::Unauthorized);
     }
+    // One app secret can serve several shops; only ours may change our cache.
+    let shop = header(&headers, "X-Shopify-Shop-Domain");
+    if let Some(ours) = app.settings.shopify.as_ref().map(|shopify| shopify.shop.as_str())
+        && !shop.is_some_and(|shop| shop.eq_ignore_ascii_case(ours))
+    {
+        tracing::warn!(shop = shop.unwrap_or(""), "refused a Shopify webhook for another shop");
+        return Err(ApiError::Unauthorized);
+    }
     // Signed, so it is Shopify's; it still has to be JSON to mean anything.
     if serde_json::from_slice::<serde::de::IgnoredAny>(&body).is_err() {
         return Err(ApiError::BadRequest("the webhook body is not JSON".into()));
@@ -48,13 +56,7 @@ async fn receive(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -
     let topic =
         header(&headers, "X-Shopify-Topic").ok_or_else(|| ApiError::BadRequest("missing X-Shopify-Topic".into()))?;
     let correlation_id = uuid::Uuid::new_v4().to_string();
-    let event = NewWebhook {
-        webhook_id,
-        topic,
-        shop: header(&headers, "X-Shopify-Shop-Domain"),
-        correlation_id: &correlation_id,
-        body: text,
-    };
+    let event = NewWebhook { webhook_id, topic, shop, correlation_id: &correlation_id, body: text };
     if !app.db.insert_webhook(&event).await? {
         tracing::info!(webhook_id, topic, "duplicate Shopify webhook acknowledged and ignored");
         return Ok(Json(json!({ "status": "duplicate" })));

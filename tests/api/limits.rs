@@ -69,3 +69,15 @@ async fn a_socket_that_never_says_hello_is_closed() {
     // The server gives up after 10 s with an error, then closes.
     assert!(chat.closed().await);
 }
+
+#[tokio::test]
+async fn a_frame_above_32_kib_closes_only_its_own_socket() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (mut bystander, _) = app.guest().await;
+    let (mut chat, _) = app.guest().await;
+    let huge = json!({ "type": "message", "id": "big", "text": "a".repeat(40 * 1024) }).to_string();
+    chat.send_text(huge).await;
+    assert!(chat.closed().await, "a 40 KiB frame was read");
+    let frames = bystander.ask("m1", "Do you ship to Canada?").await;
+    assert!(frames.iter().any(|f| f["type"] == "message"), "{frames:?}");
+}

@@ -251,6 +251,32 @@ async fn app_proxy_tokens_are_issued_once_per_signed_request() {
 }
 
 #[tokio::test]
+async fn a_visitors_own_query_cannot_name_another_customer_or_replay_in_another_case() {
+    let app = spawn_app_with(Backend::Sqlite, &[("SHOPIFY_APP_PROXY_SECRET", PROXY_SECRET)]).await;
+    let get = |query: String| app.http.get(app.url(&format!("/v1/identity/app-proxy?{query}"))).send();
+    let audit_rows = || async {
+        let audit: Value = app.admin_get("/v1/admin/identity-audit").await.json().await.unwrap();
+        audit["entries"].as_array().unwrap().len()
+    };
+
+    // The visitor's parameters ride along with Shopify's signed ones.
+    let signed = proxy_query("7003", now());
+    for smuggled in ["logged_in_customer_id=7001", "timestamp=1", "shop=evil.myshopify.com", "signature=00"] {
+        assert_eq!(get(format!("{smuggled}&{signed}")).await.unwrap().status(), 401, "{smuggled}");
+        assert_eq!(get(format!("{signed}&{smuggled}")).await.unwrap().status(), 401, "{smuggled}");
+    }
+    assert_eq!(get("shop=x&timestamp=1".into()).await.unwrap().status(), 401);
+    assert_eq!(audit_rows().await, 0, "unsigned requests wrote audit rows");
+
+    // The untouched request still works once; the same signature in upper case is the same signature.
+    assert_eq!(get(signed.clone()).await.unwrap().status(), 200);
+    let (head, signature) = signed.rsplit_once("signature=").unwrap();
+    let shouted = format!("{head}signature={}", signature.to_ascii_uppercase());
+    assert_eq!(get(shouted).await.unwrap().status(), 401, "a case variant was redeemed again");
+    assert_eq!(audit_rows().await, 2, "the issue and the replay are audited");
+}
+
+#[tokio::test]
 async fn without_a_proxy_secret_the_app_proxy_refuses_everything() {
     let app = spawn_app(Backend::Sqlite).await;
     let response =

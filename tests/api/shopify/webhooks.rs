@@ -22,12 +22,23 @@ fn sign(secret: &str, body: &[u8]) -> String {
 }
 
 async fn post(app: &TestApp, topic: &str, id: &str, body: &[u8], signature: Option<&str>) -> reqwest::Response {
+    post_from("mock-store.myshopify.com", app, topic, id, body, signature).await
+}
+
+async fn post_from(
+    shop: &str,
+    app: &TestApp,
+    topic: &str,
+    id: &str,
+    body: &[u8],
+    signature: Option<&str>,
+) -> reqwest::Response {
     let mut request = app
         .http
         .post(app.url("/v1/webhooks/shopify"))
         .header("X-Shopify-Topic", topic)
         .header("X-Shopify-Webhook-Id", id)
-        .header("X-Shopify-Shop-Domain", "mock-store.myshopify.com")
+        .header("X-Shopify-Shop-Domain", shop)
         .header("Content-Type", "application/json")
         .body(body.to_vec());
     if let Some(signature) = signature {
@@ -138,6 +149,20 @@ async fn forged(backend: Backend) {
 
     // The service keeps serving: a genuine webhook right after is accepted.
     assert_eq!(post_signed(&app, "orders/updated", "g1", &body).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_signed_webhook_for_another_shop_is_refused_when_the_shop_is_known() {
+    let shopify = MockShopify::start().await;
+    let app = shopify.spawn_app(&[("SHOPIFY_WEBHOOK_SECRET", SECRET)]).await;
+    let body = br#"{"id": 820982911946154508}"#;
+    let signature = sign(SECRET, body);
+    let other = post_from("other-store.myshopify.com", &app, "orders/updated", "s1", body, Some(&signature)).await;
+    assert_eq!(other.status(), 401);
+    assert!(event_log(&app).await.is_empty(), "another shop's webhook was stored");
+    let ours = post_from("Mock-Store.myshopify.com", &app, "orders/updated", "s2", body, Some(&signature)).await;
+    assert_eq!(ours.status(), 200);
+    assert_eq!(event_log(&app).await.len(), 1);
 }
 
 #[tokio::test]
