@@ -163,12 +163,12 @@ async fn the_preview_shows_the_reading_and_the_reply_and_stores_nothing() {
     assert_eq!(list["conversations"].as_array().map(Vec::len), Some(0), "a preview leaves no trace: {list}");
 }
 
-/// The guard on the figure that matters most. The goal (issue #9) is 98 in
-/// 100 of the messages that must reach a person, with at most 3 in 100
-/// routine ones handed off; today's figures (README) are below it, so this
-/// guards what is reached against regressions: at least 88 in 100 escalated
-/// on both sets, at most 7 in 100 routine ones handed off; and at most 5 in
-/// 100 knowledge questions answered wrongly on every set.
+/// The guard on the figure that matters most: of the tuning set's messages
+/// that must reach a person, at least 98 in 100 do (the goal of issue #9).
+/// The held-out set is further from it (README), so there the guard keeps
+/// what is reached from regressing: at least 88 in 100 escalated. On both, at
+/// most 7 in 100 routine messages are handed off; and on every set at most 5
+/// in 100 knowledge questions are answered wrongly.
 #[tokio::test]
 async fn judgment_on_the_labelled_sets_does_not_regress() {
     let Some(model) = embedding_model_dir().await else { return };
@@ -181,11 +181,11 @@ async fn judgment_on_the_labelled_sets_does_not_regress() {
     ];
     let settings = Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
     let assistant = eval::scratch_assistant(&settings, scratch.path()).await.unwrap();
-    for set in ["messages.yaml", "messages-holdout.yaml"] {
+    for (set, min_recall) in [("messages.yaml", 0.98), ("messages-holdout.yaml", 0.88)] {
         let messages: Vec<eval::LabelledMessage> = eval::load(format!("{root}/eval/{set}").as_ref()).unwrap();
         let report = eval::messages(&assistant, &messages).await;
         assert!(
-            report.escalation_recall() >= 0.88,
+            report.escalation_recall() >= min_recall,
             "{set}: recall {:.3}\n{}",
             report.escalation_recall(),
             report.misses.join("\n")

@@ -56,7 +56,7 @@ impl Default for Params {
             k: 3,
             temperature: 0.03,
             signal_margin: 0.0,
-            damaged_margin: 0.0,
+            damaged_margin: 0.02,
             signal_floor: 0.45,
         }
     }
