@@ -77,3 +77,25 @@ pub async fn enforce(State(app): State<AppState>, request: Request, next: Next) 
     }
     next.run(request).await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::client_addr::ClientAddr;
+
+    #[test]
+    fn only_the_public_routes_are_counted_each_in_its_own_bucket() {
+        let one = |name: &str| (name == "HTTP_REQUESTS_PER_MINUTE_PER_ADDRESS").then(|| "1".to_owned());
+        let limits = PublicLimits::new(&Settings::from_lookup(one).unwrap());
+        let client = ClientAddr("192.0.2.1".parse().unwrap()).key();
+        assert!(limits.check("/readyz", client).is_ok());
+        let refused = limits.check("/readyz", client);
+        assert!(matches!(refused, Err(ApiError::RateLimited { retry_after: Some(wait) }) if !wait.is_zero()));
+        assert!(limits.check("/v1/identity/app-proxy", client).is_ok(), "the App Proxy has its own bucket");
+        let other = ClientAddr("192.0.2.2".parse().unwrap()).key();
+        assert!(limits.check("/readyz", other).is_ok(), "another client has its own bucket");
+        for _ in 0..3 {
+            assert!(limits.check("/healthz", client).is_ok(), "liveness is not limited");
+        }
+    }
+}
