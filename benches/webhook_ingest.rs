@@ -66,6 +66,8 @@ async fn main() {
         ("KNOWLEDGE_DIR", format!("{root}/knowledge")),
         ("PROMPTS_DIR", format!("{root}/prompts")),
         ("SHOPIFY_WEBHOOK_SECRET", SECRET.to_owned()),
+        // The bench is one client sending everything: it measures ingest, not the per-client limit.
+        ("WEBHOOK_REQUESTS_PER_MINUTE_PER_ADDRESS", u32::MAX.to_string()),
     ];
     let settings = Settings::from_lookup(|name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone()))
         .expect("valid settings");

@@ -23,7 +23,7 @@ use crate::commerce::{
 use crate::config::{Secret, Settings};
 use crate::db::{Backend, Db};
 use crate::handoff::{Escalations, HelpDesk, intercom::Intercom, outbox};
-use crate::http;
+use crate::http::{self, ops::StoreReadiness, rate_limit::PublicLimits};
 use crate::identity::{Jwks, TokenVerifier};
 use crate::knowledge::{self, KnowledgeBase, KnowledgeError};
 
@@ -52,6 +52,10 @@ pub struct AppState {
     pub relay_listening: Arc<AtomicBool>,
     /// Connection cap and rate limits of the chat gateway.
     pub guards: Arc<Guards>,
+    /// Per-client rate limits of the App Proxy, webhooks and `/readyz`.
+    pub public_limits: Arc<PublicLimits>,
+    /// The store's last readiness answer, so `/readyz` does not call Shopify on every probe.
+    pub readiness: Arc<StoreReadiness>,
     /// Cancelled when the service begins to stop; sockets watch it.
     pub shutdown: CancellationToken,
     /// Every socket and turn, so shutdown can wait for them to finish.
@@ -153,6 +157,7 @@ impl Application {
             .await
             .map_err(|source| StartupError::Bind { addr: settings.bind_addr, source })?;
         let guards = Arc::new(Guards::new(&settings.chat));
+        let public_limits = Arc::new(PublicLimits::new(&settings));
         let state = AppState {
             settings: Arc::new(settings),
             db,
@@ -165,6 +170,8 @@ impl Application {
             tokens: Arc::new(tokens),
             metrics,
             guards,
+            public_limits,
+            readiness: Arc::default(),
             relay_listening: Arc::default(),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
@@ -180,6 +187,7 @@ impl Application {
             .merge(http::preview::router())
             .merge(http::site::router())
             .merge(http::shopify::router())
+            .layer(axum::middleware::from_fn_with_state(state.clone(), http::rate_limit::enforce))
             .with_state(state.clone());
         http::shopify::resume(&state).await?;
         http::intercom::resume(&state).await?;
@@ -204,12 +212,13 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let Self { listener, router, state } = self;
         let shutdown = state.shutdown.clone();
-        let guards = state.guards.clone();
+        let (guards, public_limits) = (state.guards.clone(), state.public_limits.clone());
         let sweeper = shutdown.clone();
         tokio::spawn(async move {
             let mut every_minute = tokio::time::interval(Duration::from_secs(60));
             while sweeper.run_until_cancelled(every_minute.tick()).await.is_some() {
                 guards.sweep();
+                public_limits.sweep();
             }
         });
         if state.knowledge.model_missing() {
@@ -246,7 +255,7 @@ impl Application {
             );
             tokio::spawn(relay);
         }
-        // Peer addresses feed the per-IP rate limit.
+        // Peer addresses feed the per-client limits (see `http::client_addr`).
         let service = router.into_make_service_with_connect_info::<SocketAddr>();
         axum::serve(listener, service).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
         state.tasks.close();

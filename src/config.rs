@@ -4,6 +4,8 @@
 
 use std::{fmt, net::SocketAddr, path::PathBuf, str::FromStr, time::Duration};
 
+use crate::http::client_addr::TrustedProxies;
+
 /// A value that must never be printed: `Debug` and `Display` show a mask.
 #[derive(Clone)]
 pub struct Secret(String);
@@ -61,6 +63,14 @@ pub struct Settings {
     /// (both are the app's client secret).
     pub shopify_app_proxy_secret: Option<Secret>,
     pub chat: ChatLimits,
+    /// Proxies whose `X-Forwarded-For` names the client (`TRUSTED_PROXIES`).
+    pub trusted_proxies: TrustedProxies,
+    /// Requests per minute from one client address to the App Proxy route
+    /// and `/readyz` (`HTTP_REQUESTS_PER_MINUTE_PER_ADDRESS`).
+    pub http_requests_per_minute_per_address: u32,
+    /// The same for the webhook routes, which Shopify sends in bursts from a
+    /// few addresses (`WEBHOOK_REQUESTS_PER_MINUTE_PER_ADDRESS`).
+    pub webhook_requests_per_minute_per_address: u32,
     /// How knowledge is embedded for retrieval (`EMBEDDINGS`).
     pub embeddings: EmbeddingsMode,
     /// A local model's directory; `None`: the default model under `DATA_DIR`.
@@ -138,11 +148,20 @@ impl TeamRoutes {
 pub struct ChatLimits {
     /// Open sockets at once; more are refused with 503.
     pub max_connections: usize,
+    /// Open sockets from one client address; more are refused with 429.
+    pub max_connections_per_address: usize,
+    /// Of `max_connections`, how many may be sockets that have not said
+    /// `hello` yet, so sockets that never do cannot fill the service.
+    pub max_pending_hello: usize,
+    /// A socket that has not said `hello` in this long is closed.
+    pub hello_timeout: Duration,
+    /// `Origin`s a WebSocket upgrade may come from; `None`: any.
+    pub allowed_origins: Option<Vec<String>>,
     /// Customer frames per minute on one connection.
     pub messages_per_minute: u32,
     /// Customer frames per minute from one IP address, all its connections together.
     pub messages_per_minute_per_ip: u32,
-    /// A socket that sends nothing for this long is closed.
+    /// A socket that sends no customer frame (pings do not count) for this long is closed.
     pub idle_timeout: Duration,
 }
 
@@ -209,7 +228,16 @@ impl Settings {
             messages_per_minute: number("CHAT_MESSAGES_PER_MINUTE", 20)? as u32,
             messages_per_minute_per_ip: number("CHAT_MESSAGES_PER_MINUTE_PER_IP", 120)? as u32,
             idle_timeout: Duration::from_secs(number("CHAT_IDLE_TIMEOUT_SECS", 900)?),
+            max_connections_per_address: number("CHAT_MAX_CONNECTIONS_PER_ADDRESS", 20)? as usize,
+            max_pending_hello: number("CHAT_MAX_PENDING_HELLO", 500)? as usize,
+            hello_timeout: Duration::from_secs(number("CHAT_HELLO_TIMEOUT_SECS", 10)?),
+            allowed_origins: get("CHAT_ALLOWED_ORIGINS").map(|v| parse_origins(&v)).transpose()?,
         };
+        let trusted_proxies = get("TRUSTED_PROXIES")
+            .map(|v| TrustedProxies::parse(&v))
+            .transpose()
+            .map_err(|reason| ConfigError { name: "TRUSTED_PROXIES", reason })?
+            .unwrap_or_default();
         let identity_jwks_url = match get("IDENTITY_JWKS_URL") {
             Some(v) if v.starts_with("https://") || v.starts_with("http://") => Some(v),
             Some(_) => {
@@ -262,6 +290,9 @@ impl Settings {
                 .or_else(|| get("SHOPIFY_WEBHOOK_SECRET"))
                 .map(Secret::new),
             chat,
+            trusted_proxies,
+            http_requests_per_minute_per_address: number("HTTP_REQUESTS_PER_MINUTE_PER_ADDRESS", 300)? as u32,
+            webhook_requests_per_minute_per_address: number("WEBHOOK_REQUESTS_PER_MINUTE_PER_ADDRESS", 3000)? as u32,
             embeddings: match get("EMBEDDINGS").as_deref() {
                 None | Some("local") => EmbeddingsMode::Local,
                 Some("openai") => EmbeddingsMode::OpenAi,
@@ -311,6 +342,24 @@ impl Settings {
         }
         Ok(settings)
     }
+}
+
+/// `https://shop.example, https://www.shop.example`: each a scheme and host
+/// (and port), compared as browsers send `Origin`: lower case, no path.
+fn parse_origins(value: &str) -> Result<Vec<String>, ConfigError> {
+    let mut origins = Vec::new();
+    for origin in value.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let origin = origin.trim_end_matches('/').to_ascii_lowercase();
+        let host = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+        if !host.is_some_and(|h| !h.is_empty() && !h.contains('/')) {
+            return Err(ConfigError {
+                name: "CHAT_ALLOWED_ORIGINS",
+                reason: format!("`{origin}` is not an origin like https://shop.example"),
+            });
+        }
+        origins.push(origin);
+    }
+    Ok(origins)
 }
 
 fn parse_positive<T: FromStr + PartialOrd + Default>(name: &'static str, value: &str) -> Result<T, ConfigError> {
@@ -492,6 +541,29 @@ mod tests {
             settings(&[("INTERCOM_TOKEN", "t"), ("INTERCOM_API_URL", "x")]).unwrap_err().name,
             "INTERCOM_API_URL"
         );
+    }
+
+    #[test]
+    fn abuse_limits_have_defaults_and_bad_values_are_refused_by_name() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.trusted_proxies, TrustedProxies::default());
+        assert_eq!(s.chat.max_connections_per_address, 20);
+        assert_eq!(s.chat.max_pending_hello, 500);
+        assert_eq!(s.chat.hello_timeout, Duration::from_secs(10));
+        assert!(s.chat.allowed_origins.is_none());
+        let err = settings(&[("TRUSTED_PROXIES", "10.0.0.0/8, 10.0.0.0/40")]).unwrap_err();
+        assert_eq!(err.name, "TRUSTED_PROXIES");
+        assert!(err.to_string().contains("10.0.0.0/40"), "{err}");
+        assert!(settings(&[("TRUSTED_PROXIES", "10.0.0.0/8,::1")]).is_ok());
+        let s = settings(&[("CHAT_ALLOWED_ORIGINS", "https://Shop.example/, http://localhost:8080")]).unwrap();
+        assert_eq!(s.chat.allowed_origins.unwrap(), ["https://shop.example", "http://localhost:8080"]);
+        assert_eq!(settings(&[("CHAT_ALLOWED_ORIGINS", "shop.example")]).unwrap_err().name, "CHAT_ALLOWED_ORIGINS");
+        for name in ["CHAT_MAX_CONNECTIONS_PER_ADDRESS", "CHAT_MAX_PENDING_HELLO", "CHAT_HELLO_TIMEOUT_SECS"] {
+            assert_eq!(settings(&[(name, "0")]).unwrap_err().name, name);
+        }
+        for name in ["HTTP_REQUESTS_PER_MINUTE_PER_ADDRESS", "WEBHOOK_REQUESTS_PER_MINUTE_PER_ADDRESS"] {
+            assert_eq!(settings(&[(name, "many")]).unwrap_err().name, name);
+        }
     }
 
     #[test]

@@ -3,33 +3,33 @@
 //! turns run in order while the socket keeps answering pings and relaying
 //! frames from other sockets of the session.
 
-use std::{net::SocketAddr, time::Duration};
-
 use axum::{
-    Json,
     extract::{
-        ConnectInfo, State, WebSocketUpgrade,
+        State, WebSocketUpgrade,
         ws::{CloseFrame, Message, Utf8Bytes, close_code},
     },
-    http::StatusCode,
-    response::{IntoResponse, Response},
+    http::{HeaderMap, header},
+    response::Response,
 };
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use governor::DefaultDirectRateLimiter;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio::sync::{broadcast, mpsc};
 
 use super::{
     hub::Outbound,
+    limits::{Admission, Refusal},
     protocol::{ClientFrame, ErrorCode, FrameError, Page, Rating, ServerFrame, parse_client_frame},
     service::{Session, TurnResult},
 };
 use crate::analytics::CodeLabels;
 use crate::app::AppState;
 use crate::db::AuditRecord;
+use crate::http::{
+    client_addr::{AddressKey, ClientAddr},
+    error::ApiError,
+};
 use crate::identity::Identity;
 
-const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Frames beyond this are refused by the WebSocket layer from their header,
 /// before their payload is buffered (the connection closes); between 16 KiB
 /// and this they get a polite `too_large`.
@@ -42,20 +42,28 @@ const WORKER_QUEUE: usize = 16;
 pub async fn chat(
     ws: WebSocketUpgrade,
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-) -> Response {
-    let Some(permit) = app.guards.admit() else {
-        let error = serde_json::json!({ "error": { "code": "unavailable", "message": "Chat is busy right now. Please try again shortly." } });
-        return (StatusCode::SERVICE_UNAVAILABLE, Json(error)).into_response();
+    client: ClientAddr,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(allowed) = &app.settings.chat.allowed_origins {
+        let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(|o| o.trim_end_matches('/'));
+        // A page on another site could otherwise chat as the visitor's browser.
+        if !origin.is_some_and(|origin| allowed.iter().any(|a| a.eq_ignore_ascii_case(origin))) {
+            return Err(ApiError::Forbidden("This page may not open the chat."));
+        }
+    }
+    let admission = match app.guards.admit(client.key()) {
+        Ok(admission) => admission,
+        Err(Refusal::Full) => return Err(ApiError::Unavailable("Chat is busy right now. Please try again shortly.")),
+        Err(Refusal::AddressFull) => return Err(ApiError::RateLimited { retry_after: None }),
     };
-    ws.max_message_size(MAX_WS_MESSAGE_BYTES).max_frame_size(MAX_WS_MESSAGE_BYTES).on_upgrade(
-        move |socket| async move {
-            let tasks = app.tasks.clone();
-            let (sink, stream) = socket.split();
-            // Tracked, so graceful shutdown waits for the socket to flush its last frames.
-            tasks.track_future(Connection::new(app, peer, permit).run(sink, stream)).await;
-        },
-    )
+    let upgrade = ws.max_message_size(MAX_WS_MESSAGE_BYTES).max_frame_size(MAX_WS_MESSAGE_BYTES);
+    Ok(upgrade.on_upgrade(move |socket| async move {
+        let tasks = app.tasks.clone();
+        let (sink, stream) = socket.split();
+        // Tracked, so graceful shutdown waits for the socket to flush its last frames.
+        tasks.track_future(Connection::new(app, client, admission).run(sink, stream)).await;
+    }))
 }
 
 /// Work that changes the session, run in order by the connection's worker.
@@ -71,12 +79,13 @@ struct Connection {
     app: AppState,
     /// Correlates this socket's logs and audit records.
     id: String,
-    peer: SocketAddr,
+    /// Whom the per-address limits count this socket under.
+    client: AddressKey,
     limiter: DefaultDirectRateLimiter,
     /// Refused frames in a row.
     strikes: u32,
-    /// This socket's place under the connection cap, released on drop.
-    _permit: OwnedSemaphorePermit,
+    /// This socket's places under the connection caps, released on drop.
+    admission: Admission,
 }
 
 /// What the socket is attached to once `hello` succeeded.
@@ -90,9 +99,9 @@ struct Attached {
 }
 
 impl Connection {
-    fn new(app: AppState, peer: SocketAddr, permit: OwnedSemaphorePermit) -> Self {
+    fn new(app: AppState, client: ClientAddr, admission: Admission) -> Self {
         let limiter = app.guards.connection_limiter();
-        Self { app, id: uuid::Uuid::new_v4().to_string(), peer, limiter, strikes: 0, _permit: permit }
+        Self { app, id: uuid::Uuid::new_v4().to_string(), client: client.key(), limiter, strikes: 0, admission }
     }
 
     #[tracing::instrument(name = "chat", skip_all, fields(connection = %self.id))]
@@ -103,7 +112,8 @@ impl Connection {
     {
         self.app.metrics.connections.inc();
         let shutdown = self.app.shutdown.clone();
-        let hello_deadline = tokio::time::sleep(HELLO_TIMEOUT);
+        let hello_timeout = self.app.guards.hello_timeout;
+        let hello_deadline = tokio::time::sleep(hello_timeout);
         tokio::pin!(hello_deadline);
         let idle_timeout = self.app.guards.idle_timeout;
         let idle = tokio::time::sleep(idle_timeout);
@@ -119,19 +129,28 @@ impl Connection {
                     break;
                 }
                 _ = &mut hello_deadline, if attached.is_none() => {
-                    let _ = send(&mut sink, &ServerFrame::error(ErrorCode::BadRequest, "Say hello within 10 seconds.")).await;
+                    let late = format!("Say hello within {} seconds.", hello_timeout.as_secs());
+                    let _ = send(&mut sink, &ServerFrame::error(ErrorCode::BadRequest, late)).await;
                     break;
                 }
                 incoming = stream.next() => {
-                    idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
-                    let text = match incoming {
-                        Some(Ok(Message::Text(text))) => text,
-                        Some(Ok(Message::Binary(_))) => {
+                    let message = match incoming {
+                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                        Some(Ok(message)) => message,
+                    };
+                    // Every frame costs, refused and protocol-level ones too, or a flood of them would be free.
+                    if !self.app.guards.allow(self.client, &self.limiter) {
+                        let limited = FrameError::new(ErrorCode::RateLimited, "You're sending messages too quickly. Please wait a moment.");
+                        if self.refuse(&mut sink, limited).await { break }
+                        continue;
+                    }
+                    let text = match message {
+                        Message::Text(text) => text,
+                        Message::Binary(_) => {
                             if self.refuse(&mut sink, FrameError::new(ErrorCode::BadRequest, "Frames must be JSON text.")).await { break }
                             continue;
                         }
-                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                        Some(Ok(_)) => continue, // ping/pong: answered by the WebSocket layer
+                        _ => continue, // ping/pong: answered by the WebSocket layer
                     };
                     let frame = match parse_client_frame(&text) {
                         Ok(frame) => frame,
@@ -140,14 +159,15 @@ impl Connection {
                             continue;
                         }
                     };
-                    if !matches!(frame, ClientFrame::Ping) && !self.app.guards.allow(self.peer.ip(), &self.limiter) {
-                        let limited = FrameError::new(ErrorCode::RateLimited, "You're sending messages too quickly. Please wait a moment.");
-                        if self.refuse(&mut sink, limited).await { break }
+                    if matches!(frame, ClientFrame::Ping) {
+                        // A keep-alive says nothing of the customer: it neither
+                        // keeps an idle socket open nor clears refused frames.
+                        if send(&mut sink, &ServerFrame::Pong).await.is_err() { break }
                         continue;
                     }
+                    idle.as_mut().reset(tokio::time::Instant::now() + idle_timeout);
                     self.strikes = 0;
                     match (frame, &mut attached) {
-                        (ClientFrame::Ping, _) => { if send(&mut sink, &ServerFrame::Pong).await.is_err() { break } }
                         (ClientFrame::Hello { token, session_id, last_seq, locale, page }, None) => {
                             let hello = Hello { token, session_id, last_seq, locale, page };
                             match self.hello(&mut sink, hello, direct_tx.clone()).await {
@@ -271,6 +291,8 @@ impl Connection {
             ai_disclosure: chat.ai_disclosure(),
             resumed,
         };
+        // Past hello: this socket no longer needs a place in the pending pool.
+        self.admission.said_hello();
         send(sink, &welcome).await?;
         let (commands, queue) = mpsc::channel(WORKER_QUEUE);
         let mut attached = Attached { session_id: session.id.clone(), frames, commands, last_seq: 0 };

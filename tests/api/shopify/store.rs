@@ -195,3 +195,14 @@ async fn readiness_asks_shopify() {
     assert_eq!(response.status(), 200);
     assert_eq!(shopify.count("Shop"), 1);
 }
+
+#[tokio::test]
+async fn readiness_probes_close_together_ask_shopify_once() {
+    let (shopify, app) = store_and_app(&[]).await;
+    let before = shopify.count("Shop");
+    for _ in 0..5 {
+        let ready = app.http.get(app.url("/readyz")).send().await.unwrap();
+        assert_eq!(ready.status(), 200);
+    }
+    assert_eq!(shopify.count("Shop") - before, 1, "the store's readiness is reused for a few seconds");
+}
