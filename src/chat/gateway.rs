@@ -250,12 +250,12 @@ impl Connection {
         };
         let chat = &self.app.chat;
         let resumed = match hello.session_id.as_deref() {
-            Some(id) => chat.resume(id, identity.clone(), hello.page.clone()).await,
+            Some(id) => chat.resume(id, identity.clone(), self.peer.ip(), hello.page.clone()).await,
             None => Ok(None),
         };
         let (session, last_seq, resumed) = match resumed {
             Ok(Some((session, last_seq))) => (session, last_seq, true),
-            Ok(None) => match chat.open(identity, hello.locale.as_deref(), hello.page).await {
+            Ok(None) => match chat.open(identity, self.peer.ip(), hello.locale.as_deref(), hello.page).await {
                 Ok((session, last_seq)) => (session, last_seq, false),
                 Err(error) => return self.internal(sink, &error).await,
             },

@@ -2,7 +2,11 @@
 //! frames every socket of the session receives. Socket-agnostic, so the
 //! gateway stays a thin loop and tests can drive this directly.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    net::IpAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use super::{
     hub::{Hub, Outbound},
@@ -10,9 +14,10 @@ use super::{
 };
 use crate::analytics::{Metrics, TurnLabels};
 use crate::assistant::{Assistant, EscalationReason, Reply, Response, TurnContext, Understanding};
+use crate::config::SessionLimits;
 use crate::db::{AuditRecord, Db, NewMessage, NewSession, SessionRow, StoredFrame, TurnWriter};
 use crate::handoff::{Escalation, Escalations};
-use crate::identity::{AttemptLimiter, Identity, normalize_order_number};
+use crate::identity::{AttemptLimiter, AttemptLimits, Identity, Refusal, address_key, normalize_order_number};
 
 /// One socket's view of its session. Identity is proven per connection and
 /// never restored from storage: a resumed session gets the scope the
@@ -23,6 +28,23 @@ pub struct Session {
     pub conversation_id: String,
     pub identity: Identity,
     pub page: Option<Page>,
+    /// Where the socket connects from: verification failures count against it.
+    pub client_addr: IpAddr,
+    /// When an order-verified scope lapses (`ORDER_VERIFIED_TTL_SECS`).
+    pub order_verified_until: Option<Instant>,
+}
+
+impl Session {
+    /// The identity as of `now`. An order-verified scope is proof of an
+    /// order and an email, which anyone who later holds the socket could
+    /// use: past its lifetime it is a guest again, and must verify again.
+    pub fn identity_at(&self, now: Instant) -> Identity {
+        match (&self.identity, self.order_verified_until) {
+            (Identity::OrderVerified { .. }, Some(until)) if now >= until => Identity::Guest,
+            (Identity::OrderVerified { .. }, None) => Identity::Guest,
+            (identity, _) => identity.clone(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +77,7 @@ pub struct ChatService {
     escalations: Arc<Escalations>,
     metrics: Arc<Metrics>,
     verify_attempts: AttemptLimiter,
+    limits: SessionLimits,
     /// This process among the replicas, so it ignores its own notifications.
     replica_id: String,
 }
@@ -66,6 +89,7 @@ impl ChatService {
         assistant: Arc<Assistant>,
         escalations: Arc<Escalations>,
         metrics: Arc<Metrics>,
+        limits: SessionLimits,
     ) -> Self {
         Self {
             db,
@@ -73,7 +97,11 @@ impl ChatService {
             assistant,
             escalations,
             metrics,
-            verify_attempts: AttemptLimiter::guest_verification(),
+            verify_attempts: AttemptLimiter::new(AttemptLimits::guest_verification(
+                limits.verify_failures_per_minute,
+                limits.verify_max_tracked_keys,
+            )),
+            limits,
             replica_id: uuid::Uuid::new_v4().to_string(),
         }
     }
@@ -93,6 +121,7 @@ impl ChatService {
     pub async fn open(
         &self,
         identity: Identity,
+        client_addr: IpAddr,
         locale: Option<&str>,
         page: Option<Page>,
     ) -> Result<(Session, i64), ChatError> {
@@ -105,21 +134,31 @@ impl ChatService {
                 locale,
             })
             .await?;
-        Ok((Session { id: row.id, conversation_id: row.conversation_id, identity, page }, 0))
+        let session = Session {
+            id: row.id,
+            conversation_id: row.conversation_id,
+            identity,
+            page,
+            client_addr,
+            order_verified_until: None,
+        };
+        Ok((session, 0))
     }
 
     /// Resumes `session_id` for `identity`. `None` when there is no such
-    /// session or it belongs to another customer: the two look the same.
+    /// session, it expired, or it belongs to another customer: the three
+    /// look the same, and the client gets a new session.
     pub async fn resume(
         &self,
         session_id: &str,
         identity: Identity,
+        client_addr: IpAddr,
         page: Option<Page>,
     ) -> Result<Option<(Session, i64)>, ChatError> {
         let Some(row) = self.db.session(session_id).await? else {
             return Ok(None);
         };
-        if !may_resume(&row, &identity) {
+        if !may_resume(&row, &identity) || self.expired(&row) {
             return Ok(None);
         }
         if row.identity_status != identity.status() {
@@ -128,7 +167,25 @@ impl ChatService {
             w.set_identity(identity.status(), identity.customer_id(), None).await?;
             w.commit().await?;
         }
-        Ok(Some((Session { id: row.id, conversation_id: row.conversation_id, identity, page }, row.last_seq)))
+        // Coming back is activity: the idle limit counts from here.
+        self.db.touch_session(&row.id).await?;
+        let session = Session {
+            id: row.id,
+            conversation_id: row.conversation_id,
+            identity,
+            page,
+            client_addr,
+            order_verified_until: None,
+        };
+        Ok(Some((session, row.last_seq)))
+    }
+
+    /// A session id is a bearer credential for the conversation: it stops
+    /// working after `SESSION_IDLE_TIMEOUT_SECS` without a frame and after
+    /// `SESSION_MAX_AGE_SECS` in all.
+    fn expired(&self, row: &SessionRow) -> bool {
+        let age = |since_ms: i64| Duration::from_millis(crate::db::now_ms().saturating_sub(since_ms).max(0) as u64);
+        age(row.updated_at) >= self.limits.idle_timeout || age(row.created_at) >= self.limits.max_age
     }
 
     pub async fn replay(&self, session_id: &str, after_seq: i64) -> Result<Vec<Outbound>, ChatError> {
@@ -145,6 +202,7 @@ impl ChatService {
         text: &str,
     ) -> Result<TurnResult, ChatError> {
         let started = Instant::now();
+        self.lapse_order_scope(session, started).await?;
         if !self.db.insert_customer_message(&session.conversation_id, client_id, text).await? {
             let frames = self.db.frames_replying_to(&session.id, client_id).await?;
             return Ok(TurnResult::Duplicate(frames.into_iter().map(outbound).collect()));
@@ -187,6 +245,21 @@ impl ChatService {
         let response = self.assistant.respond(text, &understanding, &ctx).await;
         self.write_response(session, client_id, text, &understanding, &response).await?;
         Ok((response, refused))
+    }
+
+    /// Drops an order-verified scope past its lifetime, in storage too, so
+    /// the transcript does not claim a verification that no longer holds.
+    async fn lapse_order_scope(&self, session: &mut Session, now: Instant) -> Result<(), ChatError> {
+        let current = session.identity_at(now);
+        if current == session.identity {
+            return Ok(());
+        }
+        session.identity = current;
+        session.order_verified_until = None;
+        let mut w = self.db.writer(&session.id, &session.conversation_id).await?;
+        w.set_identity(session.identity.status(), session.identity.customer_id(), None).await?;
+        w.commit().await?;
+        Ok(())
     }
 
     /// "It's order #1001, ava@example.com": a guest who gives both in a
@@ -296,8 +369,9 @@ impl ChatService {
             None => "The customer asked for a person.".to_owned(),
         };
         let last_words = self.db.last_customer_message(&session.conversation_id).await?;
+        let identity = session.identity_at(Instant::now());
         let escalation = Escalation {
-            identity: &session.identity,
+            identity: &identity,
             reason,
             intent: None,
             summary: &summary,
@@ -327,7 +401,7 @@ impl ChatService {
         email: &str,
     ) -> Result<Result<(), FrameError>, ChatError> {
         let number = normalize_order_number(order_number);
-        let (decision, outcome) = self.check_order_email(connection_id, &number, email).await;
+        let (decision, outcome) = self.check_order_email(connection_id, session.client_addr, &number, email).await;
         tracing::info!(decision, "guest verification");
         self.audit(AuditRecord {
             correlation_id: connection_id,
@@ -345,6 +419,7 @@ impl ChatService {
         if !matches!(session.identity, Identity::Verified { .. }) {
             session.identity =
                 Identity::OrderVerified { order_number: number.clone(), email: email.trim().to_lowercase() };
+            session.order_verified_until = Some(Instant::now() + self.limits.order_verified_ttl);
         }
         let mut w = self.db.writer(&session.id, &session.conversation_id).await?;
         w.set_identity(session.identity.status(), session.identity.customer_id(), Some(&number)).await?;
@@ -354,22 +429,32 @@ impl ChatService {
     }
 
     /// The audit decision and the verification outcome. Failures count
-    /// against both the connection and the order number.
+    /// against the connection, the order number, the email and the client
+    /// address, so neither a new socket nor a new victim gives fresh guesses.
     async fn check_order_email(
         &self,
         connection_id: &str,
+        client_addr: IpAddr,
         number: &str,
         email: &str,
     ) -> (&'static str, Result<(), FrameError>) {
-        let keys = [format!("conn:{connection_id}"), format!("order:{number}")];
-        if keys.iter().any(|k| self.verify_attempts.is_locked(k)) {
-            let locked = "Too many attempts. Please wait 15 minutes, or ask to talk to a person.";
+        let keys = [
+            format!("conn:{connection_id}"),
+            format!("order:{number}"),
+            format!("email:{}", email.trim().to_lowercase()),
+            address_key(client_addr),
+        ];
+        if let Err(refusal) = self.verify_attempts.check(&keys) {
+            if refusal != Refusal::KeyLocked {
+                tracing::warn!(?refusal, "guest verification refused for everyone");
+            }
+            let locked = "Too many attempts. Please wait a while, or ask to talk to a person.";
             return ("locked", Err(FrameError::new(ErrorCode::VerificationLocked, locked)));
         }
         match self.assistant.store().order_matches_email(number, email).await {
             Ok(true) => ("verified", Ok(())),
             Ok(false) => {
-                keys.iter().for_each(|k| self.verify_attempts.record_failure(k));
+                self.verify_attempts.record_failure(&keys);
                 let failed = "We couldn't match that order number and email. Please check both and try again.";
                 ("failed", Err(FrameError::new(ErrorCode::VerificationFailed, failed)))
             }

@@ -14,6 +14,9 @@ pub struct SessionRow {
     pub customer_id: Option<String>,
     pub verified_order: Option<String>,
     pub last_seq: i64,
+    /// Unix ms: for the absolute and idle limits.
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
 /// What a new session is opened with.
@@ -126,12 +129,14 @@ impl Db {
             customer_id: new.customer_id.map(str::to_owned),
             verified_order: new.verified_order.map(str::to_owned),
             last_seq: 0,
+            created_at: now,
+            updated_at: now,
         })
     }
 
     pub async fn session(&self, id: &str) -> Result<Option<SessionRow>, sqlx::Error> {
         let row = sqlx::query(
-            "SELECT s.id, s.identity_status, s.customer_id, s.verified_order, s.last_seq,
+            "SELECT s.id, s.identity_status, s.customer_id, s.verified_order, s.last_seq, s.created_at, s.updated_at,
                     (SELECT c.id FROM conversations c WHERE c.session_id = s.id ORDER BY c.created_at DESC LIMIT 1) AS conversation_id
              FROM sessions s WHERE s.id = $1",
         )
@@ -146,9 +151,20 @@ impl Db {
                 customer_id: r.try_get("customer_id")?,
                 verified_order: r.try_get("verified_order")?,
                 last_seq: r.try_get("last_seq")?,
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
             })
         })
         .transpose()
+    }
+
+    pub async fn touch_session(&self, id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE sessions SET updated_at = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     /// Stores a customer message. `false` means this client message id was

@@ -9,7 +9,7 @@ mod attempts;
 mod jwks;
 mod token;
 
-pub use attempts::AttemptLimiter;
+pub use attempts::{AttemptLimiter, AttemptLimits, Refusal, address_key};
 pub use jwks::Jwks;
 pub use token::{MAX_LIFETIME_SECS, TokenError, TokenVerifier};
 
