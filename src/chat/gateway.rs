@@ -277,7 +277,7 @@ impl Connection {
         if resumed {
             let after = hello.last_seq.unwrap_or(0).clamp(0, last_seq);
             attached.last_seq = after;
-            let missed = match chat.replay(&session.id, after).await {
+            let missed = match chat.replay_for(&session, after).await {
                 Ok(missed) => missed,
                 Err(error) => return self.internal(sink, &error).await,
             };

@@ -188,8 +188,23 @@ impl ChatService {
         age(row.updated_at) >= self.limits.idle_timeout || age(row.created_at) >= self.limits.max_age
     }
 
+    /// Every frame after `after_seq`, for a socket catching up on what it
+    /// was already entitled to receive live.
     pub async fn replay(&self, session_id: &str, after_seq: i64) -> Result<Vec<Outbound>, ChatError> {
         Ok(self.db.frames_after(session_id, after_seq).await?.into_iter().map(outbound).collect())
+    }
+
+    /// The frames after `after_seq` as the resuming `session` may see them.
+    /// The session id alone proves nothing about the customer, so a frame
+    /// with what an order lookup found comes back whole only to the same
+    /// scope (the same signed-in customer; an order verification is never
+    /// carried over a resume, so its frames need it again). Anyone else gets
+    /// it as a placeholder, not omitted: the same seq and id keep the
+    /// widget's seqs continuous and the reply in its place.
+    pub async fn replay_for(&self, session: &Session, after_seq: i64) -> Result<Vec<Outbound>, ChatError> {
+        let viewer = scope_tag(&session.identity_at(Instant::now()));
+        let frames = self.db.frames_after(&session.id, after_seq).await?;
+        Ok(frames.into_iter().map(|f| visible(f, viewer.as_deref())).collect())
     }
 
     /// One customer message, answered exactly once per client message id.
@@ -204,8 +219,10 @@ impl ChatService {
         let started = Instant::now();
         self.lapse_order_scope(session, started).await?;
         if !self.db.insert_customer_message(&session.conversation_id, client_id, text).await? {
+            // A resend from another socket of the session sees what a replay would.
+            let viewer = scope_tag(&session.identity_at(started));
             let frames = self.db.frames_replying_to(&session.id, client_id).await?;
-            return Ok(TurnResult::Duplicate(frames.into_iter().map(outbound).collect()));
+            return Ok(TurnResult::Duplicate(frames.into_iter().map(|f| visible(f, viewer.as_deref())).collect()));
         }
         // With the conversation at the help desk, the person there answers.
         if self.escalations.pass_to_desk(&session.id, &session.conversation_id, client_id, text).await? {
@@ -350,7 +367,9 @@ impl ChatService {
                 vec![message(vec![], vec![]), handoff_frame(Some(client_id), *reason)]
             }
         };
-        self.commit_frames(w, &session.id, frames).await?;
+        // What an order lookup found is tagged with the scope that found it.
+        let scope = response.tools.contains(&"store.orders").then(|| scope_tag(&session.identity)).flatten();
+        self.commit_scoped_frames(w, &session.id, frames, scope.as_deref()).await?;
         self.escalations.wake();
         Ok(())
     }
@@ -492,9 +511,19 @@ impl ChatService {
     /// commits, and only then publishes: a frame a socket sees is durable.
     pub async fn commit_frames(
         &self,
+        w: TurnWriter,
+        session_id: &str,
+        frames: Vec<ServerFrame>,
+    ) -> Result<(), ChatError> {
+        self.commit_scoped_frames(w, session_id, frames, None).await
+    }
+
+    async fn commit_scoped_frames(
+        &self,
         mut w: TurnWriter,
         session_id: &str,
         mut frames: Vec<ServerFrame>,
+        scope: Option<&str>,
     ) -> Result<(), ChatError> {
         let mut stored = Vec::with_capacity(frames.len());
         let mut after_seq = None;
@@ -503,8 +532,8 @@ impl ChatService {
             after_seq.get_or_insert(seq - 1);
             frame.set_seq(seq);
             let body = frame.to_json();
-            w.insert_frame(seq, frame.kind(), frame.reply_to(), &body).await?;
-            stored.push(StoredFrame { seq, body });
+            w.insert_frame(seq, frame.kind(), frame.reply_to(), &body, scope).await?;
+            stored.push(StoredFrame { seq, body, scope: scope.map(str::to_owned) });
         }
         if let Some(after_seq) = after_seq {
             w.notify_frames(&self.replica_id, after_seq).await?;
@@ -527,6 +556,39 @@ fn may_resume(row: &SessionRow, identity: &Identity) -> bool {
         Some(owner) => identity.customer_id() == Some(owner),
         None => true,
     }
+}
+
+/// The scope a frame is tagged with, and a resuming socket compared by.
+fn scope_tag(identity: &Identity) -> Option<String> {
+    match identity {
+        Identity::Guest => None,
+        Identity::OrderVerified { order_number, .. } => Some(format!("order:{}", normalize_order_number(order_number))),
+        Identity::Verified { customer_id, .. } => Some(format!("customer:{customer_id}")),
+    }
+}
+
+const WITHHELD: &str = "Order details are hidden here. Sign in or verify your order again to see them.";
+
+/// `frame` as a socket with scope `viewer` may see it.
+fn visible(frame: StoredFrame, viewer: Option<&str>) -> Outbound {
+    if frame.scope.is_none() || frame.scope.as_deref() == viewer {
+        return outbound(frame);
+    }
+    let mut body: serde_json::Value = serde_json::from_str(&frame.body).unwrap_or_default();
+    if body["type"] == "message" || !body.is_object() {
+        // Only messages carry order details; they keep their id, seq and reply_to.
+        let mut withheld = serde_json::json!({ "type": "message", "role": "system", "cards": [], "citations": [] });
+        for key in ["id", "reply_to", "intent", "confidence"] {
+            if let Some(value) = body.get(key) {
+                withheld[key] = value.clone();
+            }
+        }
+        withheld["role"] = body.get("role").cloned().unwrap_or_else(|| "system".into());
+        withheld["seq"] = frame.seq.into();
+        withheld["text"] = WITHHELD.into();
+        body = withheld;
+    }
+    Outbound { seq: Some(frame.seq), json: body.to_string().into() }
 }
 
 fn outbound(frame: StoredFrame) -> Outbound {

@@ -31,6 +31,9 @@ pub struct NewSession<'a> {
 pub struct StoredFrame {
     pub seq: i64,
     pub body: String,
+    /// Set when the frame carries what an order lookup found: the scope that may see it.
+    #[serde(skip)]
+    pub scope: Option<String>,
 }
 
 pub struct NewMessage<'a> {
@@ -191,7 +194,7 @@ impl Db {
     }
 
     pub async fn frames_after(&self, session_id: &str, after_seq: i64) -> Result<Vec<StoredFrame>, sqlx::Error> {
-        sqlx::query("SELECT seq, body FROM frames WHERE session_id = $1 AND seq > $2 ORDER BY seq")
+        sqlx::query("SELECT seq, body, scope FROM frames WHERE session_id = $1 AND seq > $2 ORDER BY seq")
             .bind(session_id)
             .bind(after_seq)
             .fetch_all(&self.pool)
@@ -202,7 +205,7 @@ impl Db {
     }
 
     pub async fn frames_replying_to(&self, session_id: &str, reply_to: &str) -> Result<Vec<StoredFrame>, sqlx::Error> {
-        sqlx::query("SELECT seq, body FROM frames WHERE session_id = $1 AND reply_to = $2 ORDER BY seq")
+        sqlx::query("SELECT seq, body, scope FROM frames WHERE session_id = $1 AND reply_to = $2 ORDER BY seq")
             .bind(session_id)
             .bind(reply_to)
             .fetch_all(&self.pool)
@@ -443,10 +446,12 @@ impl TurnWriter {
         kind: &str,
         reply_to: Option<&str>,
         body: &str,
+        scope: Option<&str>,
     ) -> Result<(), sqlx::Error> {
         let session_id = self.session_id.clone();
         sqlx::query(
-            "INSERT INTO frames (session_id, seq, kind, reply_to, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO frames (session_id, seq, kind, reply_to, body, created_at, scope)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(session_id)
         .bind(seq)
@@ -454,6 +459,7 @@ impl TurnWriter {
         .bind(reply_to)
         .bind(body)
         .bind(now_ms())
+        .bind(scope)
         .execute(self.conn())
         .await
         .map(|_| ())
@@ -481,7 +487,7 @@ impl TurnWriter {
 }
 
 fn stored_frame(r: &AnyRow) -> Result<StoredFrame, sqlx::Error> {
-    Ok(StoredFrame { seq: r.try_get("seq")?, body: r.try_get("body")? })
+    Ok(StoredFrame { seq: r.try_get("seq")?, body: r.try_get("body")?, scope: r.try_get("scope")? })
 }
 
 fn summary_row(r: &AnyRow) -> Result<ConversationSummary, sqlx::Error> {

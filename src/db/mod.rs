@@ -48,6 +48,7 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "shopify_webhooks", include_str!("../../migrations/sqlite/0003_shopify_webhooks.sql")),
     (4, "knowledge", include_str!("../../migrations/sqlite/0004_knowledge.sql")),
     (5, "handoff", include_str!("../../migrations/sqlite/0005_handoff.sql")),
+    (6, "frame_scope", include_str!("../../migrations/sqlite/0006_frame_scope.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "conversations", include_str!("../../migrations/postgres/0001_conversations.sql")),
@@ -55,6 +56,7 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "shopify_webhooks", include_str!("../../migrations/postgres/0003_shopify_webhooks.sql")),
     (4, "knowledge", include_str!("../../migrations/postgres/0004_knowledge.sql")),
     (5, "handoff", include_str!("../../migrations/postgres/0005_handoff.sql")),
+    (6, "frame_scope", include_str!("../../migrations/postgres/0006_frame_scope.sql")),
 ];
 
 #[derive(Debug)]

@@ -81,3 +81,59 @@ async fn an_order_verification_lapses_after_its_lifetime() {
     only(&frames, "verify_required");
     assert!(frames.iter().all(|f| f["type"] != "message"), "no order details after the lapse: {frames:#?}");
 }
+
+/// What Ava's order #1001 would reveal.
+const AVA_ORDER: &[&str] = &["1Z999AA10123456784", "Ridgeline Hiking Boots", "Trailhead Rain Jacket"];
+
+/// Reads the `count` frames a resume replays after its welcome.
+async fn replayed(chat: &mut Chat, count: usize) -> Vec<serde_json::Value> {
+    let mut frames = Vec::new();
+    while frames.len() < count {
+        frames.push(chat.recv().await);
+    }
+    frames
+}
+
+on_both_databases!(a_resume_by_a_guest_does_not_replay_order_details_it_cannot_see, guest_resume_withheld);
+async fn guest_resume_withheld(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let (mut ava, welcome) = app.guest().await;
+    let session_id = welcome["session_id"].as_str().unwrap().to_owned();
+    ava.send(json!({ "type": "verify", "order_number": "#1001", "email": "ava@example.com" })).await;
+    let verified = ava.recv().await;
+    let frames = ava.ask("m1", "where is my order?").await;
+    let card = only(&frames, "message");
+    assert_eq!(card["cards"][0]["order_number"], "#1001", "{card}");
+
+    // Whoever holds the session id resumes as a guest: no order scope.
+    let mut holder = app.connect().await;
+    let welcome = holder.hello(json!({ "session_id": session_id, "last_seq": 0 })).await;
+    assert_eq!(welcome["resumed"], true);
+    let frames = replayed(&mut holder, 2).await;
+    assert_eq!(frames[0]["seq"], verified["seq"]);
+    let withheld = &frames[1];
+    assert_eq!(withheld["seq"], card["seq"], "the placeholder keeps the seq: {withheld}");
+    assert_eq!(withheld["id"], card["id"]);
+    assert_eq!(withheld["cards"], json!([]));
+    let text = frames.iter().map(|f| f.to_string()).collect::<String>();
+    for marker in AVA_ORDER {
+        assert!(!text.contains(marker), "replayed {marker:?}: {text}");
+    }
+}
+
+#[tokio::test]
+async fn a_signed_in_customer_resuming_their_session_sees_their_order_again() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let (mut ava, welcome) = app.customer("7001").await;
+    let session_id = welcome["session_id"].as_str().unwrap().to_owned();
+    let frames = ava.ask("m1", "where is my order #1001?").await;
+    let card = only(&frames, "message").clone();
+    assert!(!card["cards"].as_array().unwrap().is_empty(), "{card}");
+
+    let mut again = app.connect().await;
+    let welcome =
+        again.hello(json!({ "session_id": session_id, "last_seq": 0, "token": token_for("7001", 3600) })).await;
+    assert_eq!(welcome["resumed"], true);
+    let frames = replayed(&mut again, 1).await;
+    assert_eq!(frames[0], card);
+}
