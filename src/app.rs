@@ -152,6 +152,7 @@ impl Application {
             assistant.clone(),
             escalations.clone(),
             metrics.clone(),
+            settings.sessions.clone(),
         ));
         let listener = TcpListener::bind(settings.bind_addr)
             .await

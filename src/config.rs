@@ -71,6 +71,8 @@ pub struct Settings {
     /// The same for the webhook routes, which Shopify sends in bursts from a
     /// few addresses (`WEBHOOK_REQUESTS_PER_MINUTE_PER_ADDRESS`).
     pub webhook_requests_per_minute_per_address: u32,
+    /// How long sessions and order verifications last, and how guessing is limited.
+    pub sessions: SessionLimits,
     /// How knowledge is embedded for retrieval (`EMBEDDINGS`).
     pub embeddings: EmbeddingsMode,
     /// A local model's directory; `None`: the default model under `DATA_DIR`.
@@ -165,6 +167,21 @@ pub struct ChatLimits {
     pub idle_timeout: Duration,
 }
 
+/// How long what a customer proved lasts, and how verification guessing is limited.
+#[derive(Debug, Clone)]
+pub struct SessionLimits {
+    /// A session without a frame for this long is not resumed.
+    pub idle_timeout: Duration,
+    /// A session older than this is not resumed, however active.
+    pub max_age: Duration,
+    /// An order-verified scope lapses this long after verifying.
+    pub order_verified_ttl: Duration,
+    /// Failed verifications per minute across the service before verification is locked for everyone.
+    pub verify_failures_per_minute: usize,
+    /// Keys (connections, orders, emails, addresses) the failed-attempts table holds at most.
+    pub verify_max_tracked_keys: usize,
+}
+
 /// A real store's Admin API, present when `SHOPIFY_SHOP` is set.
 #[derive(Debug, Clone)]
 pub struct ShopifySettings {
@@ -238,6 +255,13 @@ impl Settings {
             .transpose()
             .map_err(|reason| ConfigError { name: "TRUSTED_PROXIES", reason })?
             .unwrap_or_default();
+        let sessions = SessionLimits {
+            idle_timeout: Duration::from_secs(number("SESSION_IDLE_TIMEOUT_SECS", 24 * 60 * 60)?),
+            max_age: Duration::from_secs(number("SESSION_MAX_AGE_SECS", 30 * 24 * 60 * 60)?),
+            order_verified_ttl: Duration::from_secs(number("ORDER_VERIFIED_TTL_SECS", 60 * 60)?),
+            verify_failures_per_minute: number("VERIFY_FAILURES_PER_MINUTE", 60)? as usize,
+            verify_max_tracked_keys: number("VERIFY_MAX_TRACKED_KEYS", 100_000)? as usize,
+        };
         let identity_jwks_url = match get("IDENTITY_JWKS_URL") {
             Some(v) if v.starts_with("https://") || v.starts_with("http://") => Some(v),
             Some(_) => {
@@ -293,6 +317,7 @@ impl Settings {
             trusted_proxies,
             http_requests_per_minute_per_address: number("HTTP_REQUESTS_PER_MINUTE_PER_ADDRESS", 300)? as u32,
             webhook_requests_per_minute_per_address: number("WEBHOOK_REQUESTS_PER_MINUTE_PER_ADDRESS", 3000)? as u32,
+            sessions,
             embeddings: match get("EMBEDDINGS").as_deref() {
                 None | Some("local") => EmbeddingsMode::Local,
                 Some("openai") => EmbeddingsMode::OpenAi,

@@ -7,7 +7,8 @@
  * Optional attributes: data-customer-token (a JWT signed by the store), data-token-url
  * (a same-origin URL answering {token}, e.g. a Shopify App Proxy path),
  * data-assistant-name (header title), data-accent-color (any CSS colour).
- * API: window.SupportAssistant = { identify(token), open(), close(), state }.
+ * API: window.SupportAssistant = { identify(token), open(), close(), state } (state: open,
+ * connected, identity status; never the session id).
  * A store may call the API before this async script has loaded by defining
  * `window.SupportAssistant = { q: [["identify", token]] }`; queued calls are replayed.
  *
@@ -61,7 +62,8 @@
     json(k, dflt) { try { const v = JSON.parse(this.get(k)); return Array.isArray(v) ? v : dflt; } catch (_) { return dflt; } },
   };
 
-  // Exposed for tests; updated in place so a held reference stays current.
+  // The widget's own state. Not put on window: the session id resumes the conversation, so any
+  // script on the page that could read it could read the conversation too.
   const state = {
     connected: false, // socket open and the server's welcome received
     sessionId: storage.get(K.session) || null,
@@ -872,8 +874,14 @@ textarea{flex:1;border:0;outline:none;resize:none;background:transparent;min-hei
   // and messages typed before the reload are delivered.
   if (state.sessionId || pending.length) connect();
 
+  // What the page (and the tests) may read: live, read-only, without the session id or seq.
+  const publicState = Object.freeze({
+    get open() { return state.open; },
+    get connected() { return state.connected; },
+    get identity() { return { status: state.identity.status }; },
+  });
   const prev = window.SupportAssistant;
-  window.SupportAssistant = { identify, open, close, state, __widget: true };
+  window.SupportAssistant = { identify, open, close, state: publicState, __widget: true };
   if (prev && Array.isArray(prev.q)) {
     prev.q.forEach(([method, ...args]) => { if (typeof window.SupportAssistant[method] === 'function') window.SupportAssistant[method](...args); });
   }

@@ -86,7 +86,7 @@ pub async fn relay(
             match db.frames_after(session_id, after).await {
                 Ok(frames) => {
                     for frame in frames {
-                        hub.publish(session_id, Outbound { seq: Some(frame.seq), json: frame.body.into() });
+                        hub.publish(session_id, Outbound::from(frame));
                     }
                 }
                 Err(error) => tracing::warn!(%error, "cross-replica relay cannot load frames"),

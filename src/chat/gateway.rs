@@ -13,12 +13,13 @@ use axum::{
 };
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use governor::DefaultDirectRateLimiter;
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use super::{
     hub::Outbound,
     limits::{Admission, Refusal},
     protocol::{ClientFrame, ErrorCode, FrameError, Page, Rating, ServerFrame, parse_client_frame},
+    replay::{self, Viewer},
     service::{Session, TurnResult},
 };
 use crate::analytics::CodeLabels;
@@ -96,6 +97,20 @@ struct Attached {
     /// The highest seq this socket has delivered, to drop duplicates between
     /// replay and live frames.
     last_seq: i64,
+    /// This socket's identity, kept current by its worker: frames of order
+    /// lookups another socket of the session made are shown only to the same scope.
+    viewer: watch::Receiver<Viewer>,
+}
+
+impl Attached {
+    fn shown(&self, frame: Outbound) -> Outbound {
+        shown(&self.viewer, frame)
+    }
+}
+
+/// `frame` as the socket of `viewer` may see it.
+fn shown(viewer: &watch::Receiver<Viewer>, frame: Outbound) -> Outbound {
+    replay::shown(frame, viewer.borrow().tag(std::time::Instant::now()).as_deref())
 }
 
 impl Connection {
@@ -190,17 +205,22 @@ impl Connection {
                 }
                 Some(frame) = direct_rx.recv() => {
                     let Some(a) = attached.as_mut() else { continue };
+                    let frame = a.shown(frame);
                     if deliver(&mut sink, &mut a.last_seq, &frame).await.is_err() { break }
                 }
                 outbound = recv(&mut attached) => {
                     let Some(a) = attached.as_mut() else { continue };
                     match outbound {
-                        Ok(frame) => if deliver(&mut sink, &mut a.last_seq, &frame).await.is_err() { break },
+                        Ok(frame) => {
+                            let frame = a.shown(frame);
+                            if deliver(&mut sink, &mut a.last_seq, &frame).await.is_err() { break }
+                        }
                         Err(broadcast::error::RecvError::Lagged(_)) => {
                             // Fell behind the live feed: catch up from storage.
                             let Ok(missed) = self.app.chat.replay(&a.session_id, a.last_seq).await else { break };
-                            for frame in &missed {
-                                if deliver(&mut sink, &mut a.last_seq, frame).await.is_err() { break }
+                            for frame in missed {
+                                let frame = a.shown(frame);
+                                if deliver(&mut sink, &mut a.last_seq, &frame).await.is_err() { break }
                             }
                         }
                         Err(broadcast::error::RecvError::Closed) => break,
@@ -209,15 +229,15 @@ impl Connection {
             }
         }
 
-        if let Some(Attached { session_id, mut frames, commands, mut last_seq }) = attached {
+        if let Some(Attached { session_id, mut frames, commands, mut last_seq, viewer }) = attached {
             // Let queued turns finish, then flush what they produced.
             drop(commands);
             drop(direct_tx);
             while let Some(frame) = direct_rx.recv().await {
-                let _ = deliver(&mut sink, &mut last_seq, &frame).await;
+                let _ = deliver(&mut sink, &mut last_seq, &shown(&viewer, frame)).await;
             }
             while let Ok(frame) = frames.try_recv() {
-                let _ = deliver(&mut sink, &mut last_seq, &frame).await;
+                let _ = deliver(&mut sink, &mut last_seq, &shown(&viewer, frame)).await;
             }
             drop(frames);
             self.app.chat.hub().release(&session_id);
@@ -270,12 +290,12 @@ impl Connection {
         };
         let chat = &self.app.chat;
         let resumed = match hello.session_id.as_deref() {
-            Some(id) => chat.resume(id, identity.clone(), hello.page.clone()).await,
+            Some(id) => chat.resume(id, identity.clone(), self.client, hello.page.clone()).await,
             None => Ok(None),
         };
         let (session, last_seq, resumed) = match resumed {
             Ok(Some((session, last_seq))) => (session, last_seq, true),
-            Ok(None) => match chat.open(identity, hello.locale.as_deref(), hello.page).await {
+            Ok(None) => match chat.open(identity, self.client, hello.locale.as_deref(), hello.page).await {
                 Ok((session, last_seq)) => (session, last_seq, false),
                 Err(error) => return self.internal(sink, &error).await,
             },
@@ -295,11 +315,12 @@ impl Connection {
         self.admission.said_hello();
         send(sink, &welcome).await?;
         let (commands, queue) = mpsc::channel(WORKER_QUEUE);
-        let mut attached = Attached { session_id: session.id.clone(), frames, commands, last_seq: 0 };
+        let (viewer_tx, viewer) = watch::channel(Viewer::of(&session));
+        let mut attached = Attached { session_id: session.id.clone(), frames, commands, last_seq: 0, viewer };
         if resumed {
             let after = hello.last_seq.unwrap_or(0).clamp(0, last_seq);
             attached.last_seq = after;
-            let missed = match chat.replay(&session.id, after).await {
+            let missed = match chat.replay_for(&session, after).await {
                 Ok(missed) => missed,
                 Err(error) => return self.internal(sink, &error).await,
             };
@@ -309,7 +330,8 @@ impl Connection {
         } else {
             attached.last_seq = last_seq;
         }
-        let worker = Worker { app: self.app.clone(), connection_id: self.id.clone(), session, direct };
+        let worker =
+            Worker { app: self.app.clone(), connection_id: self.id.clone(), session, direct, viewer: viewer_tx };
         self.app.tasks.spawn(worker.run(queue));
         Ok(Some(attached))
     }
@@ -354,6 +376,8 @@ struct Worker {
     session: Session,
     /// Frames for this socket only (errors, a resent reply).
     direct: mpsc::Sender<Outbound>,
+    /// Tells the socket who it now shows frames to (a verification, a lapse).
+    viewer: watch::Sender<Viewer>,
 }
 
 impl Worker {
@@ -402,8 +426,9 @@ impl Worker {
                     Some(ServerFrame::Error { seq: None, reply_to, code: e.code, message: e.message })
                 }
             };
+            self.viewer.send_replace(Viewer::of(&self.session));
             if let Some(frame) = frame {
-                let _ = self.direct.send(Outbound { seq: None, json: frame.to_json().into() }).await;
+                let _ = self.direct.send(Outbound::ephemeral(frame.to_json())).await;
             }
         }
     }

@@ -9,6 +9,8 @@ use std::{
 
 use tokio::sync::broadcast;
 
+use crate::db::StoredFrame;
+
 /// How many frames a slow socket may fall behind before it must resync from
 /// storage instead.
 const CHANNEL_CAPACITY: usize = 64;
@@ -19,6 +21,22 @@ pub struct Outbound {
     /// `None` for frames that are not part of the session log (`typing`, `delta`).
     pub seq: Option<i64>,
     pub json: Arc<str>,
+    /// Set when the frame carries what an order lookup found: the scope that
+    /// may see it (`replay::scope_tag`); other sockets get a placeholder.
+    pub scope: Option<Arc<str>>,
+}
+
+impl Outbound {
+    /// A frame for the socket at hand only, outside the session log.
+    pub fn ephemeral(json: String) -> Self {
+        Self { seq: None, json: json.into(), scope: None }
+    }
+}
+
+impl From<StoredFrame> for Outbound {
+    fn from(frame: StoredFrame) -> Self {
+        Self { seq: Some(frame.seq), json: frame.body.into(), scope: frame.scope.map(Into::into) }
+    }
 }
 
 #[derive(Default, Clone)]

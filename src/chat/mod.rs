@@ -6,6 +6,7 @@ pub mod gateway;
 pub mod hub;
 pub mod limits;
 pub mod protocol;
+mod replay;
 pub mod service;
 
 pub use service::ChatService;

@@ -2,17 +2,23 @@
 //! frames every socket of the session receives. Socket-agnostic, so the
 //! gateway stays a thin loop and tests can drive this directly.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use super::{
     hub::{Hub, Outbound},
     protocol::{ErrorCode, FrameError, HandoffStatus, MessageFrame, Page, Rating, ServerFrame},
+    replay::{scope_tag, visible},
 };
 use crate::analytics::{Metrics, TurnLabels};
 use crate::assistant::{Assistant, EscalationReason, Reply, Response, TurnContext, Understanding};
+use crate::config::SessionLimits;
 use crate::db::{AuditRecord, Db, NewMessage, NewSession, SessionRow, StoredFrame, TurnWriter};
 use crate::handoff::{Escalation, Escalations};
-use crate::identity::{AttemptLimiter, Identity, normalize_order_number};
+use crate::http::client_addr::AddressKey;
+use crate::identity::{AttemptLimiter, AttemptLimits, Identity, Refusal, normalize_order_number};
 
 /// One socket's view of its session. Identity is proven per connection and
 /// never restored from storage: a resumed session gets the scope the
@@ -23,6 +29,40 @@ pub struct Session {
     pub conversation_id: String,
     pub identity: Identity,
     pub page: Option<Page>,
+    /// Where the socket connects from: verification failures count against it.
+    pub client: AddressKey,
+    /// When an order-verified scope lapses (`ORDER_VERIFIED_TTL_SECS`).
+    pub order_verified_until: Option<Instant>,
+}
+
+impl Session {
+    /// A session as a socket takes it up: any order verification is proved
+    /// on this socket, never carried over.
+    fn started(
+        id: String,
+        conversation_id: String,
+        identity: Identity,
+        page: Option<Page>,
+        client: AddressKey,
+    ) -> Self {
+        Self { id, conversation_id, identity, page, client, order_verified_until: None }
+    }
+
+    /// The identity as of `now`. An order-verified scope is proof of an
+    /// order and an email, which anyone who later holds the socket could
+    /// use: past its lifetime it is a guest again, and must verify again.
+    pub fn identity_at(&self, now: Instant) -> Identity {
+        identity_at(&self.identity, self.order_verified_until, now)
+    }
+}
+
+/// `identity` as of `now`, an order verification lasting until `order_verified_until`.
+pub(super) fn identity_at(identity: &Identity, order_verified_until: Option<Instant>, now: Instant) -> Identity {
+    match (identity, order_verified_until) {
+        (Identity::OrderVerified { .. }, Some(until)) if now >= until => Identity::Guest,
+        (Identity::OrderVerified { .. }, None) => Identity::Guest,
+        (identity, _) => identity.clone(),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +95,7 @@ pub struct ChatService {
     escalations: Arc<Escalations>,
     metrics: Arc<Metrics>,
     verify_attempts: AttemptLimiter,
+    limits: SessionLimits,
     /// This process among the replicas, so it ignores its own notifications.
     replica_id: String,
 }
@@ -66,6 +107,7 @@ impl ChatService {
         assistant: Arc<Assistant>,
         escalations: Arc<Escalations>,
         metrics: Arc<Metrics>,
+        limits: SessionLimits,
     ) -> Self {
         Self {
             db,
@@ -73,7 +115,11 @@ impl ChatService {
             assistant,
             escalations,
             metrics,
-            verify_attempts: AttemptLimiter::guest_verification(),
+            verify_attempts: AttemptLimiter::new(AttemptLimits::guest_verification(
+                limits.verify_failures_per_minute,
+                limits.verify_max_tracked_keys,
+            )),
+            limits,
             replica_id: uuid::Uuid::new_v4().to_string(),
         }
     }
@@ -93,6 +139,7 @@ impl ChatService {
     pub async fn open(
         &self,
         identity: Identity,
+        client: AddressKey,
         locale: Option<&str>,
         page: Option<Page>,
     ) -> Result<(Session, i64), ChatError> {
@@ -105,21 +152,23 @@ impl ChatService {
                 locale,
             })
             .await?;
-        Ok((Session { id: row.id, conversation_id: row.conversation_id, identity, page }, 0))
+        Ok((Session::started(row.id, row.conversation_id, identity, page, client), 0))
     }
 
     /// Resumes `session_id` for `identity`. `None` when there is no such
-    /// session or it belongs to another customer: the two look the same.
+    /// session, it expired, or it belongs to another customer: the three
+    /// look the same, and the client gets a new session.
     pub async fn resume(
         &self,
         session_id: &str,
         identity: Identity,
+        client: AddressKey,
         page: Option<Page>,
     ) -> Result<Option<(Session, i64)>, ChatError> {
         let Some(row) = self.db.session(session_id).await? else {
             return Ok(None);
         };
-        if !may_resume(&row, &identity) {
+        if !may_resume(&row, &identity) || self.expired(&row) {
             return Ok(None);
         }
         if row.identity_status != identity.status() {
@@ -128,11 +177,37 @@ impl ChatService {
             w.set_identity(identity.status(), identity.customer_id(), None).await?;
             w.commit().await?;
         }
-        Ok(Some((Session { id: row.id, conversation_id: row.conversation_id, identity, page }, row.last_seq)))
+        // Coming back is activity: the idle limit counts from here.
+        self.db.touch_session(&row.id).await?;
+        let last_seq = row.last_seq;
+        Ok(Some((Session::started(row.id, row.conversation_id, identity, page, client), last_seq)))
     }
 
+    /// A session id is a bearer credential for the conversation: it stops
+    /// working after `SESSION_IDLE_TIMEOUT_SECS` without a frame and after
+    /// `SESSION_MAX_AGE_SECS` in all.
+    fn expired(&self, row: &SessionRow) -> bool {
+        let age = |since_ms: i64| Duration::from_millis(crate::db::now_ms().saturating_sub(since_ms).max(0) as u64);
+        age(row.updated_at) >= self.limits.idle_timeout || age(row.created_at) >= self.limits.max_age
+    }
+
+    /// Every frame after `after_seq`, for a socket catching up on what it
+    /// was already entitled to receive live.
     pub async fn replay(&self, session_id: &str, after_seq: i64) -> Result<Vec<Outbound>, ChatError> {
-        Ok(self.db.frames_after(session_id, after_seq).await?.into_iter().map(outbound).collect())
+        Ok(self.db.frames_after(session_id, after_seq).await?.into_iter().map(Outbound::from).collect())
+    }
+
+    /// The frames after `after_seq` as the resuming `session` may see them.
+    /// The session id alone proves nothing about the customer, so a frame
+    /// with what an order lookup found comes back whole only to the same
+    /// scope (the same signed-in customer; an order verification is never
+    /// carried over a resume, so its frames need it again). Anyone else gets
+    /// it as a placeholder, not omitted: the same seq and id keep the
+    /// widget's seqs continuous and the reply in its place.
+    pub async fn replay_for(&self, session: &Session, after_seq: i64) -> Result<Vec<Outbound>, ChatError> {
+        let viewer = scope_tag(&session.identity_at(Instant::now()));
+        let frames = self.db.frames_after(&session.id, after_seq).await?;
+        Ok(frames.into_iter().map(|f| visible(f, viewer.as_deref())).collect())
     }
 
     /// One customer message, answered exactly once per client message id.
@@ -145,9 +220,12 @@ impl ChatService {
         text: &str,
     ) -> Result<TurnResult, ChatError> {
         let started = Instant::now();
+        self.lapse_order_scope(session, started).await?;
         if !self.db.insert_customer_message(&session.conversation_id, client_id, text).await? {
+            // A resend from another socket of the session sees what a replay would.
+            let viewer = scope_tag(&session.identity_at(started));
             let frames = self.db.frames_replying_to(&session.id, client_id).await?;
-            return Ok(TurnResult::Duplicate(frames.into_iter().map(outbound).collect()));
+            return Ok(TurnResult::Duplicate(frames.into_iter().map(|f| visible(f, viewer.as_deref())).collect()));
         }
         // With the conversation at the help desk, the person there answers.
         if self.escalations.pass_to_desk(&session.id, &session.conversation_id, client_id, text).await? {
@@ -187,6 +265,21 @@ impl ChatService {
         let response = self.assistant.respond(text, &understanding, &ctx).await;
         self.write_response(session, client_id, text, &understanding, &response).await?;
         Ok((response, refused))
+    }
+
+    /// Drops an order-verified scope past its lifetime, in storage too, so
+    /// the transcript does not claim a verification that no longer holds.
+    async fn lapse_order_scope(&self, session: &mut Session, now: Instant) -> Result<(), ChatError> {
+        let current = session.identity_at(now);
+        if current == session.identity {
+            return Ok(());
+        }
+        session.identity = current;
+        session.order_verified_until = None;
+        let mut w = self.db.writer(&session.id, &session.conversation_id).await?;
+        w.set_identity(session.identity.status(), session.identity.customer_id(), None).await?;
+        w.commit().await?;
+        Ok(())
     }
 
     /// "It's order #1001, ava@example.com": a guest who gives both in a
@@ -277,7 +370,9 @@ impl ChatService {
                 vec![message(vec![], vec![]), handoff_frame(Some(client_id), *reason)]
             }
         };
-        self.commit_frames(w, &session.id, frames).await?;
+        // What an order lookup found is tagged with the scope that found it.
+        let scope = response.tools.contains(&"store.orders").then(|| scope_tag(&session.identity)).flatten();
+        self.commit_scoped_frames(w, &session.id, frames, scope.as_deref()).await?;
         self.escalations.wake();
         Ok(())
     }
@@ -296,8 +391,9 @@ impl ChatService {
             None => "The customer asked for a person.".to_owned(),
         };
         let last_words = self.db.last_customer_message(&session.conversation_id).await?;
+        let identity = session.identity_at(Instant::now());
         let escalation = Escalation {
-            identity: &session.identity,
+            identity: &identity,
             reason,
             intent: None,
             summary: &summary,
@@ -327,7 +423,7 @@ impl ChatService {
         email: &str,
     ) -> Result<Result<(), FrameError>, ChatError> {
         let number = normalize_order_number(order_number);
-        let (decision, outcome) = self.check_order_email(connection_id, &number, email).await;
+        let (decision, outcome) = self.check_order_email(connection_id, session.client, &number, email).await;
         tracing::info!(decision, "guest verification");
         self.audit(AuditRecord {
             correlation_id: connection_id,
@@ -345,6 +441,7 @@ impl ChatService {
         if !matches!(session.identity, Identity::Verified { .. }) {
             session.identity =
                 Identity::OrderVerified { order_number: number.clone(), email: email.trim().to_lowercase() };
+            session.order_verified_until = Some(Instant::now() + self.limits.order_verified_ttl);
         }
         let mut w = self.db.writer(&session.id, &session.conversation_id).await?;
         w.set_identity(session.identity.status(), session.identity.customer_id(), Some(&number)).await?;
@@ -354,22 +451,32 @@ impl ChatService {
     }
 
     /// The audit decision and the verification outcome. Failures count
-    /// against both the connection and the order number.
+    /// against the connection, the order number, the email and the client
+    /// address, so neither a new socket nor a new victim gives fresh guesses.
     async fn check_order_email(
         &self,
         connection_id: &str,
+        client: AddressKey,
         number: &str,
         email: &str,
     ) -> (&'static str, Result<(), FrameError>) {
-        let keys = [format!("conn:{connection_id}"), format!("order:{number}")];
-        if keys.iter().any(|k| self.verify_attempts.is_locked(k)) {
-            let locked = "Too many attempts. Please wait 15 minutes, or ask to talk to a person.";
+        let keys = [
+            format!("conn:{connection_id}"),
+            format!("order:{number}"),
+            format!("email:{}", email.trim().to_lowercase()),
+            format!("addr:{client}"),
+        ];
+        if let Err(refusal) = self.verify_attempts.check(&keys) {
+            if refusal != Refusal::KeyLocked {
+                tracing::warn!(?refusal, "guest verification refused for everyone");
+            }
+            let locked = "Too many attempts. Please wait a while, or ask to talk to a person.";
             return ("locked", Err(FrameError::new(ErrorCode::VerificationLocked, locked)));
         }
         match self.assistant.store().order_matches_email(number, email).await {
             Ok(true) => ("verified", Ok(())),
             Ok(false) => {
-                keys.iter().for_each(|k| self.verify_attempts.record_failure(k));
+                self.verify_attempts.record_failure(&keys);
                 let failed = "We couldn't match that order number and email. Please check both and try again.";
                 ("failed", Err(FrameError::new(ErrorCode::VerificationFailed, failed)))
             }
@@ -407,9 +514,19 @@ impl ChatService {
     /// commits, and only then publishes: a frame a socket sees is durable.
     pub async fn commit_frames(
         &self,
+        w: TurnWriter,
+        session_id: &str,
+        frames: Vec<ServerFrame>,
+    ) -> Result<(), ChatError> {
+        self.commit_scoped_frames(w, session_id, frames, None).await
+    }
+
+    async fn commit_scoped_frames(
+        &self,
         mut w: TurnWriter,
         session_id: &str,
         mut frames: Vec<ServerFrame>,
+        scope: Option<&str>,
     ) -> Result<(), ChatError> {
         let mut stored = Vec::with_capacity(frames.len());
         let mut after_seq = None;
@@ -418,21 +535,21 @@ impl ChatService {
             after_seq.get_or_insert(seq - 1);
             frame.set_seq(seq);
             let body = frame.to_json();
-            w.insert_frame(seq, frame.kind(), frame.reply_to(), &body).await?;
-            stored.push(StoredFrame { seq, body });
+            w.insert_frame(seq, frame.kind(), frame.reply_to(), &body, scope).await?;
+            stored.push(StoredFrame { seq, body, scope: scope.map(str::to_owned) });
         }
         if let Some(after_seq) = after_seq {
             w.notify_frames(&self.replica_id, after_seq).await?;
         }
         w.commit().await?;
         for frame in stored {
-            self.hub.publish(session_id, outbound(frame));
+            self.hub.publish(session_id, Outbound::from(frame));
         }
         Ok(())
     }
 
     fn publish_ephemeral(&self, session_id: &str, frame: &ServerFrame) {
-        self.hub.publish(session_id, Outbound { seq: None, json: frame.to_json().into() });
+        self.hub.publish(session_id, Outbound::ephemeral(frame.to_json()));
     }
 }
 
@@ -442,10 +559,6 @@ fn may_resume(row: &SessionRow, identity: &Identity) -> bool {
         Some(owner) => identity.customer_id() == Some(owner),
         None => true,
     }
-}
-
-fn outbound(frame: StoredFrame) -> Outbound {
-    Outbound { seq: Some(frame.seq), json: frame.body.into() }
 }
 
 fn handoff_frame(reply_to: Option<&str>, reason: EscalationReason) -> ServerFrame {

@@ -14,6 +14,9 @@ pub struct SessionRow {
     pub customer_id: Option<String>,
     pub verified_order: Option<String>,
     pub last_seq: i64,
+    /// Unix ms: for the absolute and idle limits.
+    pub created_at: i64,
+    pub updated_at: i64,
 }
 
 /// What a new session is opened with.
@@ -28,6 +31,9 @@ pub struct NewSession<'a> {
 pub struct StoredFrame {
     pub seq: i64,
     pub body: String,
+    /// Set when the frame carries what an order lookup found: the scope that may see it.
+    #[serde(skip)]
+    pub scope: Option<String>,
 }
 
 pub struct NewMessage<'a> {
@@ -126,12 +132,14 @@ impl Db {
             customer_id: new.customer_id.map(str::to_owned),
             verified_order: new.verified_order.map(str::to_owned),
             last_seq: 0,
+            created_at: now,
+            updated_at: now,
         })
     }
 
     pub async fn session(&self, id: &str) -> Result<Option<SessionRow>, sqlx::Error> {
         let row = sqlx::query(
-            "SELECT s.id, s.identity_status, s.customer_id, s.verified_order, s.last_seq,
+            "SELECT s.id, s.identity_status, s.customer_id, s.verified_order, s.last_seq, s.created_at, s.updated_at,
                     (SELECT c.id FROM conversations c WHERE c.session_id = s.id ORDER BY c.created_at DESC LIMIT 1) AS conversation_id
              FROM sessions s WHERE s.id = $1",
         )
@@ -146,9 +154,20 @@ impl Db {
                 customer_id: r.try_get("customer_id")?,
                 verified_order: r.try_get("verified_order")?,
                 last_seq: r.try_get("last_seq")?,
+                created_at: r.try_get("created_at")?,
+                updated_at: r.try_get("updated_at")?,
             })
         })
         .transpose()
+    }
+
+    pub async fn touch_session(&self, id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE sessions SET updated_at = $1 WHERE id = $2")
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     /// Stores a customer message. `false` means this client message id was
@@ -175,7 +194,7 @@ impl Db {
     }
 
     pub async fn frames_after(&self, session_id: &str, after_seq: i64) -> Result<Vec<StoredFrame>, sqlx::Error> {
-        sqlx::query("SELECT seq, body FROM frames WHERE session_id = $1 AND seq > $2 ORDER BY seq")
+        sqlx::query("SELECT seq, body, scope FROM frames WHERE session_id = $1 AND seq > $2 ORDER BY seq")
             .bind(session_id)
             .bind(after_seq)
             .fetch_all(&self.pool)
@@ -186,7 +205,7 @@ impl Db {
     }
 
     pub async fn frames_replying_to(&self, session_id: &str, reply_to: &str) -> Result<Vec<StoredFrame>, sqlx::Error> {
-        sqlx::query("SELECT seq, body FROM frames WHERE session_id = $1 AND reply_to = $2 ORDER BY seq")
+        sqlx::query("SELECT seq, body, scope FROM frames WHERE session_id = $1 AND reply_to = $2 ORDER BY seq")
             .bind(session_id)
             .bind(reply_to)
             .fetch_all(&self.pool)
@@ -427,10 +446,12 @@ impl TurnWriter {
         kind: &str,
         reply_to: Option<&str>,
         body: &str,
+        scope: Option<&str>,
     ) -> Result<(), sqlx::Error> {
         let session_id = self.session_id.clone();
         sqlx::query(
-            "INSERT INTO frames (session_id, seq, kind, reply_to, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO frames (session_id, seq, kind, reply_to, body, created_at, scope)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(session_id)
         .bind(seq)
@@ -438,6 +459,7 @@ impl TurnWriter {
         .bind(reply_to)
         .bind(body)
         .bind(now_ms())
+        .bind(scope)
         .execute(self.conn())
         .await
         .map(|_| ())
@@ -465,7 +487,7 @@ impl TurnWriter {
 }
 
 fn stored_frame(r: &AnyRow) -> Result<StoredFrame, sqlx::Error> {
-    Ok(StoredFrame { seq: r.try_get("seq")?, body: r.try_get("body")? })
+    Ok(StoredFrame { seq: r.try_get("seq")?, body: r.try_get("body")?, scope: r.try_get("scope")? })
 }
 
 fn summary_row(r: &AnyRow) -> Result<ConversationSummary, sqlx::Error> {

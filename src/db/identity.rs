@@ -1,7 +1,8 @@
 //! Identity storage: used App Proxy signatures and the identity audit log.
 
+use hmac::{Hmac, Mac};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use sqlx::Row;
 use uuid::Uuid;
 
@@ -13,7 +14,7 @@ pub struct AuditRecord<'a> {
     pub session_id: Option<&'a str>,
     pub method: &'a str,
     pub decision: &'a str,
-    /// Hashed before it is stored; never stored or logged in clear.
+    /// Fingerprinted before it is stored; never stored or logged in clear.
     pub subject: Option<&'a str>,
     pub detail: Option<&'a str>,
 }
@@ -30,11 +31,17 @@ pub struct AuditRow {
 }
 
 /// A short, stable fingerprint of an identifier: enough to see that the same
-/// order number is being guessed, useless for learning which one.
-pub fn fingerprint(subject: &str) -> String {
-    let digest = Sha256::digest(subject.trim().to_lowercase().as_bytes());
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+/// order number is being guessed, useless for learning which one. Keyed,
+/// because order numbers and emails are few enough that a bare hash is
+/// reversed by hashing every candidate.
+pub fn fingerprint(key: &[u8], subject: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(subject.trim().to_lowercase().as_bytes());
+    mac.finalize().into_bytes().iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
+
+/// The row in `server_keys` that keys audit fingerprints.
+const AUDIT_KEY_NAME: &str = "audit_fingerprint";
 
 impl Db {
     /// Records that `signature` was used; `false` when it already was (a replay).
@@ -50,7 +57,42 @@ impl Db {
         Ok(done.rows_affected() == 1)
     }
 
+    /// A key made for this install on first use and kept in the database.
+    /// Not an existing secret: `IDENTITY_JWT_SECRET` may be unset (JWKS) and
+    /// rotating it must not break the audit's "same subject" links; not the
+    /// data dir: every replica must fingerprint alike, and the database is
+    /// what they share. Someone with only the audit rows (an operator, an
+    /// export) cannot test guesses against them.
+    async fn audit_key(&self) -> Result<&[u8], sqlx::Error> {
+        let key = self
+            .audit_key
+            .get_or_try_init(|| async {
+                let fresh: String = rand::random::<[u8; 32]>().iter().map(|b| format!("{b:02x}")).collect();
+                // Whichever replica inserts first wins; the others read its key.
+                sqlx::query(
+                    "INSERT INTO server_keys (name, secret, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(AUDIT_KEY_NAME)
+                .bind(fresh)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await?;
+                let secret: String = sqlx::query("SELECT secret FROM server_keys WHERE name = $1")
+                    .bind(AUDIT_KEY_NAME)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get(0)?;
+                Ok::<_, sqlx::Error>(secret.into_bytes())
+            })
+            .await?;
+        Ok(key)
+    }
+
     pub async fn record_identity_decision(&self, r: &AuditRecord<'_>) -> Result<(), sqlx::Error> {
+        let subject_hash = match r.subject {
+            Some(subject) => Some(fingerprint(self.audit_key().await?, subject)),
+            None => None,
+        };
         sqlx::query(
             "INSERT INTO identity_audit (id, correlation_id, session_id, method, decision, subject_hash, detail, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
@@ -60,7 +102,7 @@ impl Db {
         .bind(r.session_id)
         .bind(r.method)
         .bind(r.decision)
-        .bind(r.subject.map(fingerprint))
+        .bind(subject_hash)
         .bind(r.detail)
         .bind(now_ms())
         .execute(&self.pool)

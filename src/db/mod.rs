@@ -38,6 +38,8 @@ pub enum Backend {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// The audit fingerprint key, read from storage once (see `identity::fingerprint`).
+    audit_key: std::sync::Arc<tokio::sync::OnceCell<Vec<u8>>>,
 }
 
 /// Migrations are compiled into the binary, so the service migrates itself
@@ -48,6 +50,8 @@ const SQLITE_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "shopify_webhooks", include_str!("../../migrations/sqlite/0003_shopify_webhooks.sql")),
     (4, "knowledge", include_str!("../../migrations/sqlite/0004_knowledge.sql")),
     (5, "handoff", include_str!("../../migrations/sqlite/0005_handoff.sql")),
+    (6, "frame_scope", include_str!("../../migrations/sqlite/0006_frame_scope.sql")),
+    (7, "server_keys", include_str!("../../migrations/sqlite/0007_server_keys.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "conversations", include_str!("../../migrations/postgres/0001_conversations.sql")),
@@ -55,6 +59,8 @@ const POSTGRES_MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "shopify_webhooks", include_str!("../../migrations/postgres/0003_shopify_webhooks.sql")),
     (4, "knowledge", include_str!("../../migrations/postgres/0004_knowledge.sql")),
     (5, "handoff", include_str!("../../migrations/postgres/0005_handoff.sql")),
+    (6, "frame_scope", include_str!("../../migrations/postgres/0006_frame_scope.sql")),
+    (7, "server_keys", include_str!("../../migrations/postgres/0007_server_keys.sql")),
 ];
 
 #[derive(Debug)]
@@ -113,7 +119,7 @@ impl Db {
             })
             .connect_with(options)
             .await?;
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, audit_key: Default::default() })
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {

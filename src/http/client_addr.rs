@@ -64,6 +64,16 @@ impl ClientAddr {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AddressKey(IpAddr);
 
+/// `203.0.113.9`, or `2001:db8:0:1::/64`: the text other tables key by.
+impl std::fmt::Display for AddressKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => write!(f, "{v4}"),
+            IpAddr::V6(v6) => write!(f, "{v6}/64"),
+        }
+    }
+}
+
 /// The client behind `peer`, believing `X-Forwarded-For` only from trusted proxies.
 pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> ClientAddr {
     if !trusted.contains(peer) {
@@ -174,5 +184,7 @@ mod tests {
         assert_eq!(key("2001:db8:0:1::1"), key("2001:db8:0:1:ffff::2"));
         assert_ne!(key("2001:db8:0:1::1"), key("2001:db8:0:2::1"));
         assert_eq!(key("::ffff:203.0.113.9"), key("203.0.113.9"));
+        assert_eq!(key("2001:db8:0:1:ffff::2").to_string(), "2001:db8:0:1::/64");
+        assert_eq!(key("::ffff:203.0.113.9").to_string(), "203.0.113.9");
     }
 }

@@ -9,7 +9,7 @@ mod attempts;
 mod jwks;
 mod token;
 
-pub use attempts::AttemptLimiter;
+pub use attempts::{AttemptLimiter, AttemptLimits, Refusal};
 pub use jwks::Jwks;
 pub use token::{MAX_LIFETIME_SECS, TokenError, TokenVerifier};
 

@@ -369,3 +369,34 @@ async fn an_operator_sees_a_dead_handoff_in_the_console_and_retries_it() {
     assert_eq!(mock.conversations().len(), 1);
     browser.eval("t.until(() => !t.d('handoff-row'), 'the dead list to empty')").await;
 }
+
+#[tokio::test]
+async fn the_widget_does_not_expose_the_session_id_on_window() {
+    let Some(mut browser) = Browser::launch().await else { return };
+    let app = spawn_app(Backend::Sqlite).await;
+
+    browser.open(&app.url("/")).await;
+    browser.eval("t.q('sa-launcher').click(); true").await;
+    browser.eval("t.until(() => window.SupportAssistant.state.connected && 'connected', 'the welcome')").await;
+    // Any script on the store's page can read window: a session id there resumes the conversation.
+    let exposed = browser
+        .eval(
+            "(() => {
+                const id = sessionStorage.getItem('sa:session_id');
+                if (!id) return 'no session';
+                const seen = new Set();
+                const holds = (v, depth) => {
+                    if (typeof v === 'string') return v.includes(id);
+                    if (!v || typeof v !== 'object' || depth > 3 || seen.has(v)) return false;
+                    seen.add(v);
+                    return Object.getOwnPropertyNames(v).some((k) => { try { return holds(v[k], depth + 1); } catch (_) { return false; } });
+                };
+                const hit = Object.getOwnPropertyNames(window)
+                    .filter((k) => k !== 'sessionStorage' && k !== 'localStorage')
+                    .find((k) => { try { return holds(window[k], k === 'SupportAssistant' ? 0 : 2); } catch (_) { return false; } });
+                return hit || 'none';
+            })()",
+        )
+        .await;
+    assert_eq!(exposed, "none", "the session id is reachable from window.{exposed}");
+}

@@ -171,6 +171,30 @@ impl TestApp {
         Chat { ws }
     }
 
+    /// A client whose socket comes from `ip` (any 127.0.0.0/8 address on
+    /// loopback), so per-address limits can be seen from one machine.
+    pub async fn connect_from(&self, ip: [u8; 4]) -> Chat {
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.bind(std::net::SocketAddr::from((ip, 0))).expect("bind a loopback address");
+        let stream = socket.connect(self.addr).await.expect("TCP connects");
+        let url = format!("ws://{}/v1/chat", self.addr);
+        let (ws, _) =
+            tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(stream)).await.expect("WebSocket connects");
+        Chat { ws }
+    }
+
+    /// Runs one statement on the app's database, as an operator (or time) would.
+    pub async fn execute_sql(&self, sql: &str) {
+        use sqlx::{Connection, Executor};
+        if self.database_url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.database_url).await.expect("open SQLite");
+            conn.execute(sql).await.expect("the statement runs");
+        } else {
+            let mut conn = sqlx::PgConnection::connect(&self.database_url).await.expect("connect to PostgreSQL");
+            conn.execute(sql).await.expect("the statement runs");
+        }
+    }
+
     /// A connected client that has said hello as a guest; returns it with the welcome.
     pub async fn guest(&self) -> (Chat, Value) {
         let mut chat = self.connect().await;

@@ -4,6 +4,7 @@
 mod admin;
 mod browser;
 mod chat;
+mod guessing;
 mod helpers;
 mod identity;
 mod intercom;
@@ -13,5 +14,6 @@ mod limits;
 mod ops;
 mod redteam;
 mod replicas;
+mod sessions;
 mod shopify;
 mod vector_index;

@@ -308,3 +308,27 @@ async fn identity_decisions_are_audited_without_identifiers_in_clear() {
         assert!(!audit.contains(clear), "{clear} in the audit: {audit}");
     }
 }
+
+/// The fingerprint an audit row holds for the one failed verification of `order_number`.
+async fn audited_fingerprint(app: &TestApp, order_number: &str) -> String {
+    let (mut chat, _) = app.guest().await;
+    chat.send(json!({ "type": "verify", "order_number": order_number, "email": "nobody@example.com" })).await;
+    assert_eq!(chat.recv().await["code"], "verification_failed");
+    let audit: Value = app.admin_get("/v1/admin/identity-audit").await.json().await.unwrap();
+    let entries = audit["entries"].as_array().unwrap();
+    let row = entries.iter().find(|e| e["method"] == "order_email").expect("an order_email row");
+    row["subject_hash"].as_str().expect("a fingerprint").to_owned()
+}
+
+#[tokio::test]
+async fn audit_fingerprints_are_keyed_per_install_not_a_bare_hash_of_the_subject() {
+    use sha2::Digest;
+    let (one, other) = (spawn_app(Backend::Sqlite).await, spawn_app(Backend::Sqlite).await);
+    let fingerprint = audited_fingerprint(&one, "#1004").await;
+    // Hashing every plausible order number would reverse a bare hash.
+    let bare: String = Sha256::digest(b"#1004").iter().take(8).map(|b| format!("{b:02x}")).collect();
+    assert_ne!(fingerprint, bare);
+    assert_ne!(fingerprint, audited_fingerprint(&other, "#1004").await, "another install, another key");
+    // Within one install the same subject still links up.
+    assert_eq!(audited_fingerprint(&one, "#1004").await, fingerprint);
+}
