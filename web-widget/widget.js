@@ -675,15 +675,17 @@ textarea{flex:1;border:0;outline:none;resize:none;background:transparent;min-hei
       let f; try { f = JSON.parse(ev.data); } catch (_) { return; }
       if (f && typeof f.type === 'string') onFrame(f);
     };
-    sock.onclose = () => { if (sock === ws) dropSocket(); };
+    // Closed for idleness: wait for the customer (a message, the tab shown
+    // again) instead of reconnecting, or an idle tab would hold a socket forever.
+    sock.onclose = (ev) => { if (sock === ws) dropSocket(ev.reason !== 'idle'); };
   }
 
-  function dropSocket() {
+  function dropSocket(reconnect = true) {
     const s = ws;
     ws = null; welcomed = false; state.connected = false;
     stopPing(); setTyping(false);
     if (s) { try { s.close(); } catch (_) { /* already closed */ } }
-    scheduleReconnect();
+    if (reconnect) scheduleReconnect(); else setConn('Paused. Send a message to carry on.');
   }
 
   function scheduleReconnect() {
@@ -695,7 +697,11 @@ textarea{flex:1;border:0;outline:none;resize:none;background:transparent;min-hei
     setConn('Reconnecting…');
     retryTimer = setTimeout(() => { retryTimer = null; connect(); }, delay);
   }
-  function reconnectNow() { if (started && !ws) { retries = 0; connect(); } }
+  function reconnectNow() {
+    if (!started || ws) return;
+    clearTimeout(retryTimer); retryTimer = null; retries = 0;
+    connect();
+  }
   window.addEventListener('online', reconnectNow);
   document.addEventListener('visibilitychange', () => { if (document.visibilityState === 'visible') reconnectNow(); });
 
@@ -797,7 +803,7 @@ textarea{flex:1;border:0;outline:none;resize:none;background:transparent;min-hei
     pending.push({ id, text, at: Date.now() });
     savePending();
     render({ type: '_customer', id, text }, true); // shown at once, in the "sending" state
-    if (!started) connect();
+    if (!started) connect(); else reconnectNow(); // after an idle close, the socket comes back now
     if (welcomed && raw({ type: 'message', id, text })) setMsgState(id, 'sent');
   }
 

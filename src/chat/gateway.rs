@@ -35,6 +35,9 @@ use crate::identity::Identity;
 /// before their payload is buffered (the connection closes); between 16 KiB
 /// and this they get a polite `too_large`.
 const MAX_WS_MESSAGE_BYTES: usize = 32 * 1024;
+/// The close reason of a socket closed for idleness: the widget does not
+/// reconnect on its own after it, or an idle tab would hold a socket forever.
+const IDLE_CLOSE_REASON: &str = "idle";
 /// Consecutive refused frames before the connection is closed.
 const MAX_STRIKES: u32 = 20;
 /// Queued turns per connection; a client that floods waits for room.
@@ -135,12 +138,15 @@ impl Connection {
         tokio::pin!(idle);
         let (direct_tx, mut direct_rx) = mpsc::channel::<Outbound>(WORKER_QUEUE);
         let mut attached: Option<Attached> = None;
+        // Closed for idleness: the widget then waits for its customer before reconnecting.
+        let mut went_idle = false;
 
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = &mut idle => {
                     let _ = send(&mut sink, &ServerFrame::error(ErrorCode::BadRequest, "Closed after a long time without messages.")).await;
+                    went_idle = true;
                     break;
                 }
                 _ = &mut hello_deadline, if attached.is_none() => {
@@ -242,7 +248,11 @@ impl Connection {
             drop(frames);
             self.app.chat.hub().release(&session_id);
         }
-        let close = CloseFrame { code: close_code::AWAY, reason: Utf8Bytes::from_static("server closing") };
+        let close = if went_idle {
+            CloseFrame { code: close_code::NORMAL, reason: Utf8Bytes::from_static(IDLE_CLOSE_REASON) }
+        } else {
+            CloseFrame { code: close_code::AWAY, reason: Utf8Bytes::from_static("server closing") }
+        };
         let _ = sink.send(Message::Close(Some(close))).await;
         self.app.metrics.connections.dec();
     }

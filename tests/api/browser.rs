@@ -387,6 +387,8 @@ async fn the_widget_does_not_expose_the_session_id_on_window() {
                 const seen = new Set();
                 const holds = (v, depth) => {
                     if (typeof v === 'string') return v.includes(id);
+                    // The storage itself, and window's aliases of itself (globalThis, self, top), are not leaks.
+                    if (v === window || v === sessionStorage || v === localStorage) return false;
                     if (!v || typeof v !== 'object' || depth > 3 || seen.has(v)) return false;
                     seen.add(v);
                     return Object.getOwnPropertyNames(v).some((k) => { try { return holds(v[k], depth + 1); } catch (_) { return false; } });
@@ -399,4 +401,25 @@ async fn the_widget_does_not_expose_the_session_id_on_window() {
         )
         .await;
     assert_eq!(exposed, "none", "the session id is reachable from window.{exposed}");
+}
+
+/// An idle socket is closed by the server; the widget then waits for its
+/// customer instead of reconnecting on its own (or an idle tab would hold a
+/// socket forever), and the next message brings it back.
+#[tokio::test]
+async fn after_an_idle_close_the_widget_waits_for_its_customer() {
+    let Some(mut browser) = Browser::launch().await else { return };
+    let app = spawn_app_with(Backend::Sqlite, &[("CHAT_IDLE_TIMEOUT_SECS", "1")]).await;
+
+    browser.open(&app.url("/")).await;
+    browser.eval("t.q('sa-launcher').click(); true").await;
+    browser.eval("t.until(() => window.SupportAssistant.state.connected && 'connected', 'the welcome')").await;
+    let paused = browser
+        .eval("t.until(() => t.q('sa-connection')?.textContent.includes('Paused') && 'paused', 'the idle close')")
+        .await;
+    assert_eq!(paused, "paused");
+    assert_eq!(browser.eval("window.SupportAssistant.state.connected").await, false);
+
+    let reply = browser.eval("t.say('Do you ship to Canada?')").await;
+    assert!(reply.as_str().unwrap().contains("Canada"), "{reply}");
 }

@@ -149,16 +149,18 @@ async fn sockets_that_never_say_hello_cannot_take_every_place() {
 }
 
 /// Sends both kinds of ping at a keep-alive's pace until the server closes.
-async fn ping_until_closed(ws: &mut Socket) {
+/// Pings until the server closes the socket; the close frame's reason.
+async fn ping_until_closed(ws: &mut Socket) -> Option<String> {
     let mut every = tokio::time::interval(std::time::Duration::from_millis(100));
     loop {
         tokio::select! {
             _ = every.tick() => {
-                if ws.send(Message::Ping(Vec::new().into())).await.is_err() { return }
-                if ws.send(Message::text(json!({ "type": "ping" }).to_string())).await.is_err() { return }
+                if ws.send(Message::Ping(Vec::new().into())).await.is_err() { return None }
+                if ws.send(Message::text(json!({ "type": "ping" }).to_string())).await.is_err() { return None }
             }
             incoming = ws.next() => match incoming {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(Message::Close(close))) => return close.map(|c| c.reason.to_string()),
+                None | Some(Err(_)) => return None,
                 Some(Ok(Message::Text(text))) => {
                     let frame: Value = serde_json::from_str(&text).unwrap();
                     // Pongs, the welcome, and the idle close's error: never a rate limit or a strike.
@@ -182,7 +184,9 @@ async fn pings_do_not_keep_an_idle_socket_open() {
     ws.send(Message::text(json!({ "type": "hello" }).to_string())).await.unwrap();
     // A generous bound: a socket the pings keep open fails here instead of hanging.
     let closed = tokio::time::timeout(std::time::Duration::from_secs(20), ping_until_closed(&mut ws)).await;
-    assert!(closed.is_ok(), "pings kept an idle socket open");
+    let reason = closed.expect("pings kept an idle socket open");
+    // The widget reads this reason as "wait for the customer", not "reconnect".
+    assert_eq!(reason.as_deref(), Some("idle"));
 }
 
 #[tokio::test]
