@@ -27,8 +27,9 @@ use crate::knowledge::{Hit, KnowledgeBase, Ranking, Verdict};
 /// make it ambiguous.
 const PASSAGES: usize = 3;
 /// A product question is answered from the knowledge base instead of the
-/// catalog when a passage means this nearly what was asked ("how do I clean
-/// leather boots?" wants care tips, not a pair of boots).
+/// catalog when a passage means this nearly what was asked, or when it asks
+/// how to do something ("how do I clean leather boots?" wants care tips, not
+/// a pair of boots) and the passage passes the answer test.
 const CARE_SIMILARITY: f64 = 0.6;
 /// A passage this near that fails the answer test is named, not quoted:
 /// "is it about Returns?" helps more than "I don't know".
@@ -271,7 +272,8 @@ impl Assistant {
             Action::ProductSearch => {
                 // Care and how-to questions name products but want a policy.
                 let found = self.knowledge_reply(text, u, trace).await;
-                let close = trace.passages.first().and_then(|h| h.similarity).is_some_and(|s| s >= CARE_SIMILARITY);
+                let close = asks_how(text)
+                    || trace.passages.first().and_then(|h| h.similarity).is_some_and(|s| s >= CARE_SIMILARITY);
                 let found = match found {
                     Found::Answer(reply) if close => return Ok((reply, Outcome::Answered)),
                     other => other,
@@ -452,6 +454,14 @@ impl Assistant {
                 let text = self.templates.render("clarify_article", context);
                 Found::Ask(Reply::Answer { text, cards: vec![], citations: vec![citation(first), citation(second)] })
             }
+            // A question about an article's whole topic: its overview.
+            Verdict::Decline if let Some(overview) = self.knowledge.overview_for(text) => {
+                let hit = &overview.opening;
+                let excerpt = views::excerpt(&hit.text, text, 420);
+                let context = json!({ "excerpt": excerpt, "title": hit.title, "sections": overview.sections });
+                let answer = self.templates.render("knowledge_overview", context);
+                Found::Answer(Reply::Answer { text: answer, cards: vec![], citations: vec![citation(hit)] })
+            }
             // Near, but not near enough to quote: name the article and ask,
             // rather than guess or give a bare "I don't know".
             Verdict::Decline => match trace.passages.first() {
@@ -484,6 +494,13 @@ impl Assistant {
         let text = self.templates.render("product_answer", context);
         Ok(Some(Reply::Answer { text, cards: vec![views::product_card(product)], citations: vec![] }))
     }
+}
+
+/// "How do I…", "how to…": a listing of products cannot answer it. How much
+/// or how many asks a price or a quantity, which the catalog does answer.
+fn asks_how(text: &str) -> bool {
+    let words: Vec<String> = crate::text::words(text).collect();
+    words.windows(2).any(|w| w[0] == "how" && !matches!(w[1].as_str(), "much" | "many"))
 }
 
 fn citation(hit: &Hit) -> Citation {

@@ -21,6 +21,7 @@ pub const REQUIRED: &[&str] = &[
     "product_answer",
     "product_not_found",
     "knowledge_answer",
+    "knowledge_overview",
     "unknown",
     "handoff",
     "handoff_already",

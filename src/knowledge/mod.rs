@@ -34,4 +34,4 @@ pub use answer::{AnswerTest, Verdict};
 pub use articles::{Article, ImportProblem, SourceFile, load_dir};
 pub use lexical::{Hit, LexicalIndex};
 pub use retrieval::{DenseRetrieval, Ranking, RetrievalError};
-pub use service::{ArticlePatch, ImportReport, KnowledgeBase, KnowledgeError, NewArticle};
+pub use service::{ArticlePatch, ImportReport, KnowledgeBase, KnowledgeError, NewArticle, Overview};

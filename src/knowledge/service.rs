@@ -36,6 +36,14 @@ pub enum KnowledgeError {
     Qdrant(super::index::IndexError),
 }
 
+/// An article as a whole: what a question about its topic in general gets.
+#[derive(Debug, Clone)]
+pub struct Overview {
+    pub opening: Hit,
+    /// Its sections' headings, in order.
+    pub sections: Vec<String>,
+}
+
 /// A new article from the admin API.
 #[derive(Debug, Deserialize)]
 pub struct NewArticle {
@@ -161,6 +169,36 @@ impl KnowledgeBase {
 
     pub fn lexical_index(&self) -> Arc<LexicalIndex> {
         self.lexical.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// "What is your return policy?": a question that names nothing but one
+    /// article's topic (its title's words) asks for the whole article, not
+    /// for one passage, so no passage means it closely enough to be quoted.
+    /// Its overview is the article's opening passage and its sections' headings.
+    pub fn overview_for(&self, question: &str) -> Option<Overview> {
+        // Words that ask for a topic in general, naming no part of it.
+        const GENERAL: &[&str] =
+            &["policy", "polici", "rule", "info", "information", "term", "tell", "explain", "what"];
+        let asked: Vec<String> = crate::text::terms(question)
+            .filter(|t| !crate::text::is_stopword(t) && !GENERAL.contains(&t.as_str()))
+            .collect();
+        if asked.is_empty() {
+            return None;
+        }
+        let index = self.lexical_index();
+        let mut openings = index.chunks().iter().filter(|c| c.ordinal == 0).filter(|c| {
+            let title: Vec<String> = crate::text::terms(&c.title).collect();
+            asked.iter().all(|t| title.contains(t))
+        });
+        // Two articles whose titles both fit: not one topic.
+        let (Some(opening), None) = (openings.next(), openings.next()) else { return None };
+        let sections = index
+            .chunks()
+            .iter()
+            .filter(|c| c.article_id == opening.article_id && c.ordinal > 0)
+            .filter_map(|c| c.heading.clone())
+            .collect();
+        Some(Overview { opening: Hit::from_chunk(opening, 0.0), sections })
     }
 
     /// The best passage of each matching article, best first: hybrid when a

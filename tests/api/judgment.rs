@@ -50,13 +50,20 @@ async fn messages_that_must_reach_a_person_do_whatever_their_wording() {
 async fn everyday_policy_questions_are_answered_from_the_right_article() {
     let Some(app) = spawn_app_with_model(Backend::Sqlite, &[]).await else { return };
     let (mut chat, _) = app.guest().await;
-    for (i, (text, article)) in
-        [("how long do i have to send something back?", "returns-and-exchanges")].into_iter().enumerate()
-    {
+    let cases = [
+        ("how long do i have to send something back?", "returns-and-exchanges", "30 days from the delivery date"),
+        // The whole topic: the article's overview, with its sections.
+        ("What is your return policy?", "returns-and-exchanges", "How do I start a return?"),
+        // Names a product, asks how: care tips, not a pair of boots.
+        ("how do I clean my leather boots?", "warranty", "soft brush"),
+    ];
+    for (i, (text, article, quoted)) in cases.into_iter().enumerate() {
         let frames = chat.ask(&format!("q{i}"), text).await;
         assert_eq!(handoff_reason(&frames), None, "{text:?} is routine: {frames:#?}");
         assert_eq!(cited(&frames), [article], "{text:?}: {frames:#?}");
-        let cards = message(&frames)["cards"].as_array().unwrap();
+        let reply = message(&frames);
+        assert!(reply["text"].as_str().unwrap().contains(quoted), "{text:?} is answered, not asked about: {reply}");
+        let cards = reply["cards"].as_array().unwrap();
         assert!(cards.is_empty(), "{text:?} wants the policy, not a product listing: {cards:?}");
     }
 }
