@@ -169,7 +169,7 @@ pub async fn run_chat(target: &Target, options: &ChatOptions) -> Result<ChatRepo
     let stop_holding = CancellationToken::new();
     let closed_early = Arc::new(AtomicUsize::new(0));
     let url = target.ws_url("/v1/chat");
-    let opened: Vec<Result<Socket, &'static str>> = stream::iter(0..options.sessions)
+    let opened: Vec<Result<Socket, String>> = stream::iter(0..options.sessions)
         .map(|_| open_session(&url, None, options.turn_timeout))
         .buffer_unordered(CONNECTS_IN_FLIGHT)
         .collect()
@@ -269,28 +269,29 @@ fn socket_config() -> WebSocketConfig {
     WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0)
 }
 
-async fn open_session(url: &str, token: Option<&str>, timeout: Duration) -> Result<Socket, &'static str> {
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async_with_config(url, Some(socket_config()), true).await.map_err(|_| "connect")?;
+async fn open_session(url: &str, token: Option<&str>, timeout: Duration) -> Result<Socket, String> {
+    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(socket_config()), true)
+        .await
+        .map_err(|_| "connect".to_owned())?;
     let hello = match token {
         Some(token) => json!({ "type": "hello", "token": token }),
         None => json!({ "type": "hello" }),
     };
-    socket.send(Message::text(hello.to_string())).await.map_err(|_| "send")?;
+    socket.send(Message::text(hello.to_string())).await.map_err(|_| "send".to_owned())?;
     let deadline = Instant::now() + timeout;
     loop {
         let text = match next_text(&mut socket, deadline).await {
             Event::Frame(text) => text,
-            Event::Closed => return Err("closed"),
-            Event::TimedOut => return Err("timeout"),
+            Event::Closed => return Err("closed".into()),
+            Event::TimedOut => return Err("timeout".into()),
         };
-        let frame: Frame = serde_json::from_str(text.as_str()).map_err(|_| "bad_frame")?;
+        let frame: Frame = serde_json::from_str(text.as_str()).map_err(|_| "bad_frame".to_owned())?;
         match frame.kind.as_ref() {
             "welcome" if token.is_some() && frame.identity.is_none_or(|i| i.status != "verified") => {
-                return Err("token_refused");
+                return Err("token_refused".into());
             }
             "welcome" => return Ok(socket),
-            "error" => return Err("hello_refused"),
+            "error" => return Err(format!("hello_refused:{}", frame.code.as_deref().unwrap_or("unknown"))),
             _ => continue,
         }
     }

@@ -88,11 +88,30 @@ pub async fn run(args: LoadArgs) -> Result<(), LoadError> {
             server_pid: args.server_pid,
         },
     };
-    let result = drive(&args, &target).await;
+    let result = match missing_secret(&args, &target) {
+        Some(problem) => Err(LoadError::Usage(problem)),
+        None => drive(&args, &target).await,
+    };
     if let Some(server) = spawned {
         server.stop().await;
     }
     result
+}
+
+/// With `--url`, the secrets the chosen load needs must be given: without
+/// them every request would fail, and the report would measure only refusals.
+fn missing_secret(args: &LoadArgs, target: &Target) -> Option<String> {
+    let chat = matches!(args.mode, Mode::Chat | Mode::Both);
+    let webhooks = matches!(args.mode, Mode::Webhooks | Mode::Both);
+    let needs = [
+        (chat && args.order_share > 0.0, &target.identity_jwt_secret, "--identity-jwt-secret (or IDENTITY_JWT_SECRET)"),
+        (webhooks, &target.webhook_secret, "--webhook-secret (or SHOPIFY_WEBHOOK_SECRET)"),
+        (webhooks, &target.admin_token, "--admin-token (or ADMIN_TOKEN)"),
+    ];
+    needs
+        .into_iter()
+        .find(|(needed, value, _)| *needed && value.is_empty())
+        .map(|(_, _, name)| format!("load: {name} is needed to sign or check this load"))
 }
 
 async fn drive(args: &LoadArgs, target: &Target) -> Result<(), LoadError> {

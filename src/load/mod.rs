@@ -42,6 +42,8 @@ impl Target {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    #[error("{0}")]
+    Usage(String),
     #[error("could not start the service: {0}")]
     Spawn(#[source] std::io::Error),
     #[error("the service did not become ready at {url}: {detail}")]
