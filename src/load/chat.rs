@@ -3,7 +3,6 @@
 //! that ends it.
 
 use std::{
-    borrow::Cow,
     path::Path,
     str::FromStr,
     sync::{
@@ -15,21 +14,15 @@ use std::{
 
 use futures_util::{SinkExt, StreamExt, stream};
 use rand::{Rng, SeedableRng, rngs::StdRng};
-use serde::Deserialize;
 use serde_json::json;
-use tokio::net::TcpStream;
-use tokio_tungstenite::{
-    MaybeTlsStream, WebSocketStream,
-    tungstenite::{Message, Utf8Bytes, protocol::WebSocketConfig},
-};
+use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 
 use super::{
     LoadError, Target, resident_kib,
+    socket::{Event, Frame, Socket, hold, next_text, open_session},
     stats::{ErrorCounts, Latencies, millis, picks},
 };
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// Handshakes in flight at once: below the service's `CHAT_MAX_PENDING_HELLO` default.
 const CONNECTS_IN_FLIGHT: usize = 64;
@@ -210,9 +203,9 @@ pub async fn run_chat(target: &Target, options: &ChatOptions) -> Result<ChatRepo
     let wall = started.elapsed();
     let rss_end_kib = rss();
     let sessions_held = welcomed - closed_early.load(Ordering::Relaxed);
-    errors
-        .0
-        .extend((sessions_held < welcomed).then(|| ("session:closed".to_owned(), (welcomed - sessions_held) as u64)));
+    for _ in sessions_held..welcomed {
+        errors.add("session:closed");
+    }
     stop_holding.cancel();
     latencies.sort();
     Ok(ChatReport {
@@ -227,90 +220,6 @@ pub async fn run_chat(target: &Target, options: &ChatOptions) -> Result<ChatRepo
         rss_held_kib,
         rss_end_kib,
     })
-}
-
-/// The fields of a server frame the tool looks at; the rest is skipped unread.
-#[derive(Deserialize)]
-struct Frame<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    on: Option<bool>,
-    #[serde(borrow)]
-    code: Option<Cow<'a, str>>,
-    identity: Option<IdentityField<'a>>,
-}
-
-#[derive(Deserialize)]
-struct IdentityField<'a> {
-    #[serde(borrow)]
-    status: Cow<'a, str>,
-}
-
-enum Event {
-    Frame(Utf8Bytes),
-    Closed,
-    TimedOut,
-}
-
-/// The next text frame (pings are answered by tungstenite as it reads).
-async fn next_text(socket: &mut Socket, deadline: Instant) -> Event {
-    loop {
-        match tokio::time::timeout_at(deadline.into(), socket.next()).await {
-            Err(_) => return Event::TimedOut,
-            Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return Event::Closed,
-            Ok(Some(Ok(Message::Text(text)))) => return Event::Frame(text),
-            Ok(Some(Ok(_))) => continue,
-        }
-    }
-}
-
-/// Small socket buffers: the tool may hold tens of thousands of idle sockets.
-fn socket_config() -> WebSocketConfig {
-    WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0)
-}
-
-async fn open_session(url: &str, token: Option<&str>, timeout: Duration) -> Result<Socket, String> {
-    let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(socket_config()), true)
-        .await
-        .map_err(|_| "connect".to_owned())?;
-    let hello = match token {
-        Some(token) => json!({ "type": "hello", "token": token }),
-        None => json!({ "type": "hello" }),
-    };
-    socket.send(Message::text(hello.to_string())).await.map_err(|_| "send".to_owned())?;
-    let deadline = Instant::now() + timeout;
-    loop {
-        let text = match next_text(&mut socket, deadline).await {
-            Event::Frame(text) => text,
-            Event::Closed => return Err("closed".into()),
-            Event::TimedOut => return Err("timeout".into()),
-        };
-        let frame: Frame = serde_json::from_str(text.as_str()).map_err(|_| "bad_frame".to_owned())?;
-        match frame.kind.as_ref() {
-            "welcome" if token.is_some() && frame.identity.is_none_or(|i| i.status != "verified") => {
-                return Err("token_refused".into());
-            }
-            "welcome" => return Ok(socket),
-            "error" => return Err(format!("hello_refused:{}", frame.code.as_deref().unwrap_or("unknown"))),
-            _ => continue,
-        }
-    }
-}
-
-/// Keeps a held session's socket read (so a close is noticed) until the run ends.
-async fn hold(mut socket: Socket, stop: CancellationToken, closed_early: Arc<AtomicUsize>) {
-    loop {
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            message = socket.next() => match message {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
-                    closed_early.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                Some(Ok(_)) => continue,
-            },
-        }
-    }
 }
 
 /// What one conversation asks, decided up front so shares are exact rather than random.
@@ -381,7 +290,10 @@ async fn converse(url: &str, token: Option<String>, plan: Plan, options: &ChatOp
             }
             Err(TurnError::Failed(kind)) => outcome.errors.add(kind),
         }
-        if let Pause::Between(low, high) = options.pause {
+        // No pause after the last reply: the customer is done.
+        if let Pause::Between(low, high) = options.pause
+            && turn + 1 < options.turns
+        {
             tokio::time::sleep(rng.random_range(low..=high)).await;
         }
     }

@@ -8,6 +8,7 @@
 mod chat;
 pub mod cli;
 mod server;
+mod socket;
 mod stats;
 mod webhooks;
 
