@@ -17,6 +17,8 @@
 //! - [`db`]: storage on SQLite or PostgreSQL, one set of queries.
 //! - [`handoff`]: escalations: the package, the outbox, the help desk (Intercom).
 //! - [`http`]: health, metrics, admin API, the demo page and the widget.
+//! - [`load`]: `storefront-assistant load`, the load tool: held sessions,
+//!   paced conversations, signed webhooks, from outside over real sockets.
 //! - [`text`]: word and term normalisation shared by the pieces above.
 
 pub mod analytics;
@@ -30,5 +32,6 @@ pub mod handoff;
 pub mod http;
 pub mod identity;
 pub mod knowledge;
+pub mod load;
 pub mod telemetry;
 pub mod text;

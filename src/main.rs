@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 use storefront_assistant::{
-    app::Application, assistant::eval, config::Settings, db::Db, knowledge::cli as kb, telemetry,
+    app::Application, assistant::eval, config::Settings, db::Db, knowledge::cli as kb, load, telemetry,
 };
 
 /// A storefront AI support assistant. Settings come from the environment
@@ -37,6 +37,9 @@ enum Command {
         #[arg(long)]
         misses: bool,
     },
+    /// Load from outside: held sessions, conversations, signed webhooks
+    /// against a running service (`--url`) or one it starts (`--spawn`).
+    Load(Box<load::cli::LoadArgs>),
 }
 
 #[derive(Subcommand)]
@@ -79,6 +82,7 @@ async fn main() -> ExitCode {
         Command::Kb(KbCommand::Eval { cases }) => kb::evaluate(&settings, &cases).await,
         Command::Kb(KbCommand::Bench { cases, rounds }) => kb::bench(&settings, &cases, rounds).await,
         Command::Eval { dir, tune, misses } => eval::cli(&settings, &dir, tune, misses).await,
+        Command::Load(args) => load::cli::run(*args).await.map_err(Into::into),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,6 +11,7 @@ mod intercom;
 mod judgment;
 mod knowledge;
 mod limits;
+mod load;
 mod ops;
 mod redteam;
 mod replicas;
