@@ -38,6 +38,12 @@ const MAX_WS_MESSAGE_BYTES: usize = 32 * 1024;
 /// The close reason of a socket closed for idleness: the widget does not
 /// reconnect on its own after it, or an idle tab would hold a socket forever.
 const IDLE_CLOSE_REASON: &str = "idle";
+/// Each socket's read buffer, allocated up front and held for its life: the
+/// default (128 KiB) was nearly all of an idle session's memory, while
+/// customer frames are a few hundred bytes (larger ones are read in pieces).
+/// Writes are not buffered at all (`write_buffer_size(0)`): every frame is
+/// sent, and flushed, as it comes.
+const WS_READ_BUFFER_BYTES: usize = 4 * 1024;
 /// Consecutive refused frames before the connection is closed.
 const MAX_STRIKES: u32 = 20;
 /// Queued turns per connection; a client that floods waits for room.
@@ -61,7 +67,11 @@ pub async fn chat(
         Err(Refusal::Full) => return Err(ApiError::Unavailable("Chat is busy right now. Please try again shortly.")),
         Err(Refusal::AddressFull) => return Err(ApiError::RateLimited { retry_after: None }),
     };
-    let upgrade = ws.max_message_size(MAX_WS_MESSAGE_BYTES).max_frame_size(MAX_WS_MESSAGE_BYTES);
+    let upgrade = ws
+        .max_message_size(MAX_WS_MESSAGE_BYTES)
+        .max_frame_size(MAX_WS_MESSAGE_BYTES)
+        .read_buffer_size(WS_READ_BUFFER_BYTES)
+        .write_buffer_size(0);
     Ok(upgrade.on_upgrade(move |socket| async move {
         let tasks = app.tasks.clone();
         let (sink, stream) = socket.split();
