@@ -15,6 +15,7 @@ use storefront_assistant::{
     assistant::{TurnContext, eval},
     config::Settings,
     identity::Identity,
+    load::Latencies,
 };
 use tokio_tungstenite::tungstenite::Message;
 
@@ -33,17 +34,13 @@ fn env_or(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn report(label: &str, mut samples: Vec<Duration>, wall: Duration) {
-    samples.sort();
+fn report(label: &str, samples: Vec<Duration>, wall: Duration) {
+    let samples = Latencies::from(samples);
     println!(
         "{label:<34} {:>8.0} turns/s   p50 {:>7.3} ms   p99 {:>7.3} ms",
         samples.len() as f64 / wall.as_secs_f64(),
-        percentile(&samples, 0.5).as_secs_f64() * 1e3,
-        percentile(&samples, 0.99).as_secs_f64() * 1e3,
+        samples.percentile(0.5).as_secs_f64() * 1e3,
+        samples.percentile(0.99).as_secs_f64() * 1e3,
     );
 }
 

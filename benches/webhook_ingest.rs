@@ -12,7 +12,9 @@ use std::{
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-use storefront_assistant::{app::Application, commerce::shopify::webhooks::signature_valid, config::Settings, db::Db};
+use storefront_assistant::{
+    app::Application, commerce::shopify::webhooks::signature_valid, config::Settings, db::Db, load::Latencies,
+};
 use tokio::sync::Semaphore;
 
 const SECRET: &str = "bench-webhook-secret";
@@ -36,10 +38,6 @@ fn sign(body: &[u8]) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).expect("any key length");
     mac.update(body);
     BASE64.encode(mac.finalize().into_bytes())
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 #[tokio::main]
@@ -116,7 +114,7 @@ async fn main() {
     shutdown.cancel();
     let _ = server.await;
 
-    latencies.sort();
+    let latencies = Latencies::from(latencies);
     let per_second = |d: Duration| total as f64 / d.as_secs_f64();
     println!(
         "webhook ingest: {total} signed orders/updated bodies of {} bytes, {concurrency} concurrent, SQLite",
@@ -126,12 +124,12 @@ async fn main() {
     println!("  processed end to end:            {:>8.0} webhooks/s  ({drained:.2?})", per_second(drained));
     println!(
         "  latency to 200: p50 {:.2?}  p99 {:.2?}  max {:.2?}",
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99),
-        latencies[latencies.len() - 1]
+        latencies.percentile(0.5),
+        latencies.percentile(0.99),
+        latencies.percentile(1.0)
     );
     println!(
         "  signature check alone: {verify_each:.2?} per webhook ({:.3}% of the median latency)",
-        100.0 * verify_each.as_secs_f64() / percentile(&latencies, 0.5).as_secs_f64()
+        100.0 * verify_each.as_secs_f64() / latencies.percentile(0.5).as_secs_f64()
     );
 }

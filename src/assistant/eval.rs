@@ -133,12 +133,12 @@ pub async fn messages(assistant: &Assistant, set: &[LabelledMessage]) -> Message
 }
 
 /// `p50 … ms, p99 … ms` of `samples`.
-fn percentiles(mut samples: Vec<Duration>) -> String {
+fn percentiles(samples: Vec<Duration>) -> String {
+    let samples = crate::load::Latencies::from(samples);
     if samples.is_empty() {
         return "n/a".into();
     }
-    samples.sort();
-    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize].as_secs_f64() * 1e3;
+    let at = |q: f64| samples.percentile(q).as_secs_f64() * 1e3;
     format!("p50 {:.3} ms, p99 {:.3} ms", at(0.5), at(0.99))
 }
 

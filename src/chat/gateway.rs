@@ -121,8 +121,12 @@ impl Attached {
     }
 }
 
-/// `frame` as the socket of `viewer` may see it.
+/// `frame` as the socket of `viewer` may see it. Most frames carry no
+/// order lookup: those pass without asking who is watching.
 fn shown(viewer: &watch::Receiver<Viewer>, frame: Outbound) -> Outbound {
+    if frame.scope.is_none() {
+        return frame;
+    }
     replay::shown(frame, viewer.borrow().tag(std::time::Instant::now()).as_deref())
 }
 

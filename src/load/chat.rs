@@ -354,4 +354,18 @@ mod tests {
         assert!("500..200".parse::<Pause>().is_err());
         assert!("soon".parse::<Pause>().is_err());
     }
+
+    #[test]
+    fn a_question_file_with_no_questions_or_no_file_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let only_comments = dir.path().join("questions.txt");
+        std::fs::write(&only_comments, "# policy questions\n\n   \n").unwrap();
+        assert!(
+            matches!(ChatOptions::read_questions(&only_comments), Err(LoadError::NoQuestions(p)) if p == only_comments)
+        );
+        let missing = dir.path().join("missing.txt");
+        assert!(matches!(ChatOptions::read_questions(&missing), Err(LoadError::Questions { .. })));
+        std::fs::write(&only_comments, "# a comment\n  Do you ship to Canada?  \n").unwrap();
+        assert_eq!(&*ChatOptions::read_questions(&only_comments).unwrap(), ["Do you ship to Canada?".to_owned()]);
+    }
 }

@@ -6,6 +6,14 @@ use std::{collections::BTreeMap, fmt, time::Duration};
 #[derive(Debug, Default, Clone)]
 pub struct Latencies(Vec<Duration>);
 
+/// Samples taken elsewhere (an eval, a benchmark), sorted for percentiles.
+impl From<Vec<Duration>> for Latencies {
+    fn from(mut samples: Vec<Duration>) -> Self {
+        samples.sort_unstable();
+        Self(samples)
+    }
+}
+
 impl Latencies {
     pub fn record(&mut self, latency: Duration) {
         self.0.push(latency);
