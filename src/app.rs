@@ -18,7 +18,7 @@ use crate::chat::{ChatService, fanout, gateway, hub::Hub, limits::Guards};
 use crate::commerce::{
     Store,
     demo::DemoStore,
-    shopify::{ShopifyError, ShopifyStore},
+    shopify::{ShopifyError, ShopifyStore, webhooks::WebhookIntake},
 };
 use crate::config::{Secret, Settings};
 use crate::db::{Backend, Db};
@@ -39,6 +39,8 @@ pub struct AppState {
     pub assistant: Arc<Assistant>,
     /// Orders, customers and the catalog (the demo store or Shopify).
     pub store: Arc<dyn Store>,
+    /// Shopify webhooks stored a batch per commit, then processed.
+    pub webhooks: Arc<WebhookIntake>,
     /// Records escalations and queues their delivery.
     pub escalations: Arc<Escalations>,
     /// The help desk escalations go to; `None` without `INTERCOM_TOKEN`.
@@ -159,12 +161,14 @@ impl Application {
             .map_err(|source| StartupError::Bind { addr: settings.bind_addr, source })?;
         let guards = Arc::new(Guards::new(&settings.chat));
         let public_limits = Arc::new(PublicLimits::new(&settings));
+        let webhooks = Arc::new(WebhookIntake::start(db.clone(), store.clone()));
         let state = AppState {
             settings: Arc::new(settings),
             db,
             chat,
             assistant,
             store,
+            webhooks,
             escalations,
             desk,
             knowledge,

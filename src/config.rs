@@ -77,6 +77,9 @@ pub struct Settings {
     pub embeddings: EmbeddingsMode,
     /// A local model's directory; `None`: the default model under `DATA_DIR`.
     pub embedding_model_dir: Option<PathBuf>,
+    /// At most this many messages share one pass of the local model
+    /// (`EMBEDDING_MAX_BATCH`; 1 reads each alone).
+    pub embedding_max_batch: usize,
     /// The model `EMBEDDINGS=openai` asks for (`EMBEDDING_MODEL`).
     pub embedding_model: String,
     /// An OpenAI-compatible API (`OPENAI_BASE_URL`, default OpenAI's own).
@@ -330,6 +333,7 @@ impl Settings {
                 }
             },
             embedding_model_dir: get("EMBEDDING_MODEL_DIR").map(PathBuf::from),
+            embedding_max_batch: number("EMBEDDING_MAX_BATCH", 32)? as usize,
             embedding_model: get("EMBEDDING_MODEL").unwrap_or_else(|| DEFAULT_OPENAI_EMBEDDING_MODEL.to_owned()),
             openai_base_url: match get("OPENAI_BASE_URL") {
                 Some(v) if v.starts_with("http://") || v.starts_with("https://") => v.trim_end_matches('/').to_owned(),

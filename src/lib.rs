@@ -20,10 +20,12 @@
 //! - [`load`]: `storefront-assistant load`, the load tool: held sessions,
 //!   paced conversations, signed webhooks, from outside over real sockets.
 //! - [`text`]: word and term normalisation shared by the pieces above.
+//! - [`batch`]: work that arrives together done together (model passes, commits).
 
 pub mod analytics;
 pub mod app;
 pub mod assistant;
+pub mod batch;
 pub mod chat;
 pub mod commerce;
 pub mod config;

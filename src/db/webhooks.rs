@@ -38,23 +38,56 @@ pub struct WebhookLogEntry {
     pub processed_at: Option<i64>,
 }
 
+/// What applying a stored event concluded, to be recorded on it.
+#[derive(Debug, Clone)]
+pub struct Settlement {
+    pub webhook_id: String,
+    pub status: &'static str,
+    pub detail: Option<&'static str>,
+    pub resource: Option<String>,
+    pub resource_updated_at: Option<i64>,
+}
+
+impl Settlement {
+    pub const PROCESSED: &'static str = "processed";
+    pub const STALE: &'static str = "stale";
+}
+
 impl Db {
     /// Stores an event; `false` when this webhook id was already stored (a redelivery).
     pub async fn insert_webhook(&self, event: &NewWebhook<'_>) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
-            "INSERT INTO shopify_webhooks (webhook_id, topic, shop, correlation_id, body, status, received_at)
-             VALUES ($1, $2, $3, $4, $5, 'received', $6)
-             ON CONFLICT (webhook_id) DO NOTHING",
-        )
-        .bind(event.webhook_id)
-        .bind(event.topic)
-        .bind(event.shop)
-        .bind(event.correlation_id)
-        .bind(event.body)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(self.insert_webhooks(std::slice::from_ref(event)).await?[0])
+    }
+
+    /// Stores events in one transaction, so one commit (one fsync) makes
+    /// them all durable; per event, `false` for a redelivery, including of
+    /// an event earlier in the same batch.
+    pub async fn insert_webhooks(&self, events: &[NewWebhook<'_>]) -> Result<Vec<bool>, sqlx::Error> {
+        // In id order, so two replicas' batches take their locks in the same
+        // order and cannot deadlock on PostgreSQL.
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        order.sort_by_key(|&i| events[i].webhook_id);
+        let mut tx = self.pool.begin().await?;
+        let mut stored = vec![false; events.len()];
+        for i in order {
+            let event = &events[i];
+            let done = sqlx::query(
+                "INSERT INTO shopify_webhooks (webhook_id, topic, shop, correlation_id, body, status, received_at)
+                 VALUES ($1, $2, $3, $4, $5, 'received', $6)
+                 ON CONFLICT (webhook_id) DO NOTHING",
+            )
+            .bind(event.webhook_id)
+            .bind(event.topic)
+            .bind(event.shop)
+            .bind(event.correlation_id)
+            .bind(event.body)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            stored[i] = done.rows_affected() == 1;
+        }
+        tx.commit().await?;
+        Ok(stored)
     }
 
     pub async fn webhook(&self, webhook_id: &str) -> Result<Option<StoredWebhook>, sqlx::Error> {
@@ -83,42 +116,53 @@ impl Db {
         rows.iter().map(|r| r.try_get("webhook_id")).collect()
     }
 
-    /// Records `updated_at` as the newest known for `resource`, unless a newer
-    /// one is already known; `false` means this update is stale.
-    pub async fn advance_resource_version(&self, resource: &str, updated_at: i64) -> Result<bool, sqlx::Error> {
-        let done = sqlx::query(
-            "INSERT INTO shopify_resource_versions (resource, updated_at) VALUES ($1, $2)
-             ON CONFLICT (resource) DO UPDATE SET updated_at = excluded.updated_at
-             WHERE shopify_resource_versions.updated_at <= excluded.updated_at",
-        )
-        .bind(resource)
-        .bind(updated_at)
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    pub async fn finish_webhook(
-        &self,
-        webhook_id: &str,
-        status: &str,
-        detail: Option<&str>,
-        resource: Option<&str>,
-        resource_updated_at: Option<i64>,
-    ) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "UPDATE shopify_webhooks SET status = $2, detail = $3, resource = $4, resource_updated_at = $5,
-             processed_at = $6 WHERE webhook_id = $1",
-        )
-        .bind(webhook_id)
-        .bind(status)
-        .bind(detail)
-        .bind(resource)
-        .bind(resource_updated_at)
-        .bind(now_ms())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+    /// Records the outcomes of applied events in one transaction. An event
+    /// `processed` whose `resource_updated_at` is older than the one already
+    /// recorded for its resource (by an earlier batch) becomes `stale` here,
+    /// so a reordered delivery never overwrites a newer update; within one
+    /// batch a resource's updates are applied oldest first.
+    pub async fn settle_webhooks(&self, settlements: &mut [Settlement]) -> Result<(), sqlx::Error> {
+        // Oldest update first within a resource, and locks taken in one
+        // order whichever replica settles (no deadlock on PostgreSQL).
+        let mut order: Vec<usize> = (0..settlements.len()).collect();
+        order.sort_by_key(|&i| {
+            let s = &settlements[i];
+            (s.resource.clone(), s.resource_updated_at, s.webhook_id.clone())
+        });
+        let mut tx = self.pool.begin().await?;
+        for i in order {
+            let settled = &mut settlements[i];
+            if let (Settlement::PROCESSED, Some(resource), Some(at)) =
+                (settled.status, &settled.resource, settled.resource_updated_at)
+            {
+                let newest = sqlx::query(
+                    "INSERT INTO shopify_resource_versions (resource, updated_at) VALUES ($1, $2)
+                     ON CONFLICT (resource) DO UPDATE SET updated_at = excluded.updated_at
+                     WHERE shopify_resource_versions.updated_at <= excluded.updated_at",
+                )
+                .bind(resource)
+                .bind(at)
+                .execute(&mut *tx)
+                .await?;
+                if newest.rows_affected() == 0 {
+                    settled.status = Settlement::STALE;
+                    settled.detail = Some("older than the update already applied");
+                }
+            }
+            sqlx::query(
+                "UPDATE shopify_webhooks SET status = $2, detail = $3, resource = $4, resource_updated_at = $5,
+                 processed_at = $6 WHERE webhook_id = $1",
+            )
+            .bind(&settled.webhook_id)
+            .bind(settled.status)
+            .bind(settled.detail)
+            .bind(&settled.resource)
+            .bind(settled.resource_updated_at)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
     }
 
     /// The event log, newest first. `before` is the `(received_at, webhook_id)`

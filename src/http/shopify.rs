@@ -1,6 +1,6 @@
 //! `POST /v1/webhooks/shopify`: verify the signature over the raw bytes,
-//! store the event durably, answer 200, then process it
-//! (`commerce::shopify::webhooks`). Redelivery (same `X-Shopify-Webhook-Id`)
+//! store the event durably (in one commit with the others arriving at the
+//! same time), answer 200, then process it (`commerce::shopify::webhooks`). Redelivery (same `X-Shopify-Webhook-Id`)
 //! is acknowledged and ignored; events stored but unprocessed when the
 //! service stopped are processed at the next start ([`resume`]).
 //! `GET /v1/admin/webhooks` is the operator's event log.
@@ -18,8 +18,7 @@ use serde_json::{Value, json};
 use super::admin::{Admin, cursor};
 use super::error::{ApiError, ApiResult};
 use crate::app::AppState;
-use crate::commerce::shopify::webhooks::{process, signature_valid};
-use crate::db::NewWebhook;
+use crate::commerce::shopify::webhooks::{Received, process, signature_valid};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/webhooks/shopify", post(receive)).route("/v1/admin/webhooks", get(event_log))
@@ -56,14 +55,19 @@ async fn receive(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -
     let topic =
         header(&headers, "X-Shopify-Topic").ok_or_else(|| ApiError::BadRequest("missing X-Shopify-Topic".into()))?;
     let correlation_id = uuid::Uuid::new_v4().to_string();
-    let event = NewWebhook { webhook_id, topic, shop, correlation_id: &correlation_id, body: text };
-    if !app.db.insert_webhook(&event).await? {
+    let event = Received {
+        webhook_id: webhook_id.to_owned(),
+        topic: topic.to_owned(),
+        shop: shop.map(str::to_owned),
+        correlation_id: correlation_id.clone(),
+        body: text.to_owned(),
+    };
+    let stored = app.webhooks.store(event).await.map_err(|_| ApiError::Unavailable("cannot store the webhook now"))?;
+    if !stored {
         tracing::info!(webhook_id, topic, "duplicate Shopify webhook acknowledged and ignored");
         return Ok(Json(json!({ "status": "duplicate" })));
     }
     tracing::info!(webhook_id, topic, correlation_id, "Shopify webhook stored");
-    let (db, store, id) = (app.db.clone(), app.store.clone(), webhook_id.to_owned());
-    app.tasks.spawn(async move { process(&db, store.as_ref(), &id).await });
     Ok(Json(json!({ "status": "stored", "correlation_id": correlation_id })))
 }
 
@@ -75,8 +79,8 @@ pub async fn resume(app: &AppState) -> Result<(), sqlx::Error> {
     }
     let (db, store) = (app.db.clone(), app.store.clone());
     app.tasks.spawn(async move {
-        for id in pending {
-            process(&db, store.as_ref(), &id).await;
+        for ids in pending.chunks(64) {
+            process(&db, store.as_ref(), ids).await;
         }
     });
     Ok(())

@@ -8,7 +8,11 @@ use std::{
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::{KnowledgeBase, Ranking, embeddings::fetch, eval};
+use super::{
+    KnowledgeBase, Ranking,
+    embeddings::{fetch, local::LocalModel},
+    eval,
+};
 use crate::{config::Settings, db::Db};
 
 pub fn bar(label: &str) -> ProgressBar {
@@ -167,14 +171,46 @@ pub async fn bench(settings: &Settings, cases: &Path, rounds: usize) -> anyhow::
     }
     report("hybrid retrieval (whole)", hybrid);
     compare_weight_layouts(settings, &questions, rounds)?;
+    if let Some(model) = dense.embedder().local() {
+        compare_batch_sizes(model, &questions, rounds)?;
+    }
     Ok(())
+}
+
+/// What a message costs when it shares its forward pass with others, as the
+/// service's batcher lets messages that arrive together do: every batch size
+/// in turn within each round, so all see the same machine.
+fn compare_batch_sizes(model: &LocalModel, questions: &[&str], rounds: usize) -> anyhow::Result<()> {
+    const SIZES: [usize; 6] = [1, 2, 4, 8, 16, 32];
+    let mut per_message: Vec<Vec<f64>> = vec![Vec::new(); SIZES.len()];
+    for _ in 0..rounds {
+        for (samples, size) in per_message.iter_mut().zip(SIZES) {
+            for batch in questions.chunks(size).filter(|b| b.len() == size) {
+                let started = Instant::now();
+                model.embed_messages(batch)?;
+                samples.push(started.elapsed().as_secs_f64() * 1e3 / size as f64);
+            }
+        }
+    }
+    println!("one message's share of a batched forward pass, p50 (questions in file order):");
+    let alone = median(&mut per_message[0]);
+    for (samples, size) in per_message.iter_mut().zip(SIZES) {
+        let share = median(samples);
+        println!("  batch of {size:>2}: {share:>6.2} ms a message ({:.2}x one alone)", alone / share);
+    }
+    Ok(())
+}
+
+fn median(samples: &mut [f64]) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
 }
 
 /// The local model's forward pass with its weights as stored in the file
 /// and as the service holds them, question by question in turn, so both see
 /// the same machine: a ratio that survives a noisy neighbour.
 fn compare_weight_layouts(settings: &Settings, questions: &[&str], rounds: usize) -> anyhow::Result<()> {
-    use super::embeddings::local::{LocalModel, WeightLayout};
+    use super::embeddings::local::WeightLayout;
     let dir = settings.embedding_model_dir.clone().unwrap_or_else(|| fetch::default_model_dir(&settings.data_dir));
     if settings.embeddings != crate::config::EmbeddingsMode::Local || !fetch::is_complete(&dir) {
         return Ok(());

@@ -108,6 +108,8 @@ async fn load_local_model(settings: &Settings, progress: bool) -> Result<Embedde
             dir
         }
     };
-    let loaded = tokio::task::spawn_blocking(move || Embedder::load(&dir)).await.map_err(|e| e.to_string())?;
+    let max_batch = settings.embedding_max_batch;
+    let loaded =
+        tokio::task::spawn_blocking(move || Embedder::load(&dir, max_batch)).await.map_err(|e| e.to_string())?;
     loaded.map_err(|e| e.to_string())
 }

@@ -266,3 +266,41 @@ async fn hybrid_retrieval_beats_lexical_and_dense_on_the_labelled_questions() {
         }
     }
 }
+
+/// Customers' messages that arrive together share one forward pass of the
+/// model; each must still read exactly as it would alone (padding masked
+/// out), sentence vectors included, or a busy hour would change answers.
+#[tokio::test]
+async fn messages_read_together_read_as_they_do_alone() {
+    use storefront_assistant::knowledge::embeddings::{Embedder, local::LocalModel};
+    let Some(model_dir) = embedding_model_dir().await else { return };
+    let alone = LocalModel::load(&model_dir).unwrap();
+    let embedder = std::sync::Arc::new(Embedder::load(&model_dir, 8).unwrap());
+    let texts: Vec<String> = [
+        "hi",
+        "where is my order",
+        "The zip on my jacket broke after a week. I want a refund. Who do I talk to?",
+        "do u ship to canada",
+        "Can I return boots I wore once outside? They pinch at the heel and the left one squeaks.",
+        "wtf",
+    ]
+    .iter()
+    .flat_map(|t| [t.to_string(), t.to_uppercase()])
+    .collect();
+    let together = futures_util::future::join_all(texts.iter().map(|text| {
+        let embedder = embedder.clone();
+        async move { embedder.embed_message(text.clone()).await.unwrap() }
+    }))
+    .await;
+    let cosine = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    for (text, read) in texts.iter().zip(&together) {
+        let single = alone.embed_message(text).unwrap();
+        assert!(cosine(&read.whole, &single.whole) > 0.9999, "{text:?} reads differently beside others");
+        assert_eq!(read.sentences.len(), single.sentences.len(), "{text:?}");
+        for (a, b) in read.sentences.iter().zip(&single.sentences) {
+            assert!(cosine(a, b) > 0.9999, "a sentence of {text:?} reads differently beside others");
+        }
+    }
+    let batched = alone.embed_messages(&texts.iter().map(String::as_str).collect::<Vec<_>>()).unwrap();
+    assert!(batched.iter().zip(&together).all(|(a, b)| cosine(&a.whole, &b.whole) > 0.9999));
+}

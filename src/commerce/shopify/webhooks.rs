@@ -4,17 +4,21 @@
 //! An update older than the newest one applied to its resource
 //! (`updated_at`) is recorded as stale and changes nothing.
 
+use std::sync::Arc;
+
 use base64::{Engine, engine::general_purpose::STANDARD as BASE64};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
-use tracing::Instrument;
 
 use super::model::gid_number;
 use crate::commerce::{Store, Touched};
-use crate::db::{Db, StoredWebhook};
+use crate::{
+    batch::{Batcher, Stopped},
+    db::{Db, NewWebhook, Settlement, StoredWebhook},
+};
 
 /// `base64(HMAC-SHA256(secret, raw body))` compared in constant time.
 pub fn signature_valid(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
@@ -27,6 +31,80 @@ pub fn signature_valid(secret: &[u8], body: &[u8], header: Option<&str>) -> bool
     mac.update(body);
     let expected = mac.finalize().into_bytes();
     bool::from(given.as_slice().ct_eq(&expected[..]))
+}
+
+/// Webhooks that arrive together are stored in one transaction (one commit
+/// makes them durable before any is acknowledged: group commit), then
+/// processed a batch at a time, off the request path.
+pub struct WebhookIntake {
+    storing: Batcher<Received, Result<bool, Stopped>>,
+    processing: Batcher<String, ()>,
+}
+
+/// A verified webhook as the intake holds it until it is stored.
+pub struct Received {
+    pub webhook_id: String,
+    pub topic: String,
+    pub shop: Option<String>,
+    pub correlation_id: String,
+    pub body: String,
+}
+
+/// Enough to amortise a commit; small enough that one batch's transaction
+/// keeps the single SQLite writer only briefly.
+const MAX_BATCH: usize = 64;
+
+impl WebhookIntake {
+    /// Starts the two workers on the current runtime.
+    pub fn start(db: Db, store: Arc<dyn Store>) -> Self {
+        let storing = Batcher::start(MAX_BATCH, {
+            let db = db.clone();
+            move |batch: Vec<Received>| {
+                let db = db.clone();
+                async move {
+                    let events: Vec<NewWebhook<'_>> = batch
+                        .iter()
+                        .map(|r| NewWebhook {
+                            webhook_id: &r.webhook_id,
+                            topic: &r.topic,
+                            shop: r.shop.as_deref(),
+                            correlation_id: &r.correlation_id,
+                            body: &r.body,
+                        })
+                        .collect();
+                    match db.insert_webhooks(&events).await {
+                        Ok(stored) => stored.into_iter().map(Ok).collect(),
+                        Err(error) => {
+                            // Nothing acknowledged: Shopify delivers them again.
+                            tracing::error!(%error, events = batch.len(), "cannot store Shopify webhooks");
+                            batch.iter().map(|_| Err(Stopped)).collect()
+                        }
+                    }
+                }
+            }
+        });
+        let processing = Batcher::start(MAX_BATCH, move |ids: Vec<String>| {
+            let (db, store) = (db.clone(), store.clone());
+            async move {
+                process(&db, store.as_ref(), &ids).await;
+                vec![(); ids.len()]
+            }
+        });
+        Self { storing, processing }
+    }
+
+    /// Stores `event` durably: `Ok(false)` for a redelivery, `Err` when it
+    /// could not be stored (and must not be acknowledged). A new event is
+    /// then queued for processing.
+    pub async fn store(&self, event: Received) -> Result<bool, Stopped> {
+        let webhook_id = event.webhook_id.clone();
+        let stored = self.storing.submit(event).await??;
+        if stored {
+            // Stored, so never lost: a stop before processing leaves it for `resume`.
+            let _ = self.processing.enqueue(webhook_id);
+        }
+        Ok(stored)
+    }
 }
 
 /// What an event means for the store: which resource, how new, what to drop.
@@ -44,50 +122,66 @@ enum Classified {
     Fail(&'static str),
 }
 
-/// Applies one stored event: the store drops what it touched. The outcome
-/// is recorded on the event; a storage failure leaves it for the next start.
-pub async fn process(db: &Db, store: &dyn Store, webhook_id: &str) {
-    let event = match db.webhook(webhook_id).await {
-        Ok(Some(event)) => event,
-        Ok(None) => return,
-        Err(error) => {
+/// Applies stored events, a batch at a time: each is read and classified,
+/// their outcomes (and resource versions) are recorded in one transaction,
+/// then the store drops what the newest updates touched. A storage failure
+/// leaves the events `received` for the next start.
+pub async fn process(db: &Db, store: &dyn Store, webhook_ids: &[String]) {
+    let (mut settlements, mut applied) = (Vec::new(), Vec::new());
+    for webhook_id in webhook_ids {
+        match db.webhook(webhook_id).await {
+            Ok(Some(event)) => {
+                let (topic, correlation_id) = (event.topic.clone(), event.correlation_id.clone());
+                let (settlement, touched) = settle(event);
+                settlements.push(settlement);
+                applied.push((topic, correlation_id, touched));
+            }
+            Ok(None) => {}
             // Left as `received`: the next start tries again.
-            tracing::error!(%error, webhook_id, "cannot load a stored Shopify webhook");
-            return;
+            Err(error) => tracing::error!(%error, webhook_id, "cannot load a stored Shopify webhook"),
         }
-    };
-    let span = tracing::info_span!("shopify_webhook", webhook_id, topic = %event.topic, correlation_id = %event.correlation_id);
-    apply(db, store, event).instrument(span).await;
+    }
+    if let Err(error) = db.settle_webhooks(&mut settlements).await {
+        tracing::error!(%error, events = settlements.len(), "cannot record the outcome of Shopify webhooks");
+        return;
+    }
+    for (settled, (topic, correlation_id, touched)) in settlements.iter().zip(applied) {
+        if let (Settlement::PROCESSED, Some(touched)) = (settled.status, touched) {
+            store.invalidate(&touched);
+        }
+        let span = tracing::info_span!("shopify_webhook", webhook_id = %settled.webhook_id, %topic, %correlation_id);
+        span.in_scope(|| {
+            tracing::info!(
+                status = settled.status,
+                detail = settled.detail,
+                resource = settled.resource.as_deref(),
+                "Shopify webhook processed"
+            );
+        });
+    }
 }
 
-async fn apply(db: &Db, store: &dyn Store, event: StoredWebhook) {
-    let webhook_id = event.webhook_id.as_str();
+/// What one event concludes before its version is checked, and what it touches.
+fn settle(event: StoredWebhook) -> (Settlement, Option<Touched>) {
     let body: Value = serde_json::from_str(&event.body).unwrap_or(Value::Null);
-    let (status, detail, effect) = match classify(&event.topic, &body) {
-        Classified::Ignore(why) => ("ignored", Some(why), None),
-        Classified::Fail(why) => ("failed", Some(why), None),
-        Classified::Apply(effect) => {
-            let newest = match effect.updated_at {
-                Some(at) => db.advance_resource_version(&effect.resource, at).await,
-                None => Ok(true),
-            };
-            match newest {
-                Ok(true) => {
-                    store.invalidate(&effect.touched);
-                    ("processed", None, Some(effect))
-                }
-                Ok(false) => ("stale", Some("older than the update already applied"), Some(effect)),
-                Err(error) => {
-                    tracing::error!(%error, "cannot record a Shopify resource version");
-                    return;
-                }
-            }
-        }
+    let settled = |status, detail| Settlement {
+        webhook_id: event.webhook_id.clone(),
+        status,
+        detail,
+        resource: None,
+        resource_updated_at: None,
     };
-    let (resource, at) = effect.map_or((None, None), |e| (Some(e.resource), e.updated_at));
-    match db.finish_webhook(webhook_id, status, detail, resource.as_deref(), at).await {
-        Ok(()) => tracing::info!(status, detail, resource = resource.as_deref(), "Shopify webhook processed"),
-        Err(error) => tracing::error!(%error, "cannot record the outcome of a Shopify webhook"),
+    match classify(&event.topic, &body) {
+        Classified::Ignore(why) => (settled("ignored", Some(why)), None),
+        Classified::Fail(why) => (settled("failed", Some(why)), None),
+        Classified::Apply(effect) => {
+            let settlement = Settlement {
+                resource: Some(effect.resource),
+                resource_updated_at: effect.updated_at,
+                ..settled(Settlement::PROCESSED, None)
+            };
+            (settlement, Some(effect.touched))
+        }
     }
 }
 

@@ -126,9 +126,55 @@ impl LocalModel {
     /// from the same forward pass over the whole message ("late chunking"),
     /// so each sentence keeps its context and costs no second pass.
     pub fn embed_message(&self, text: &str) -> Result<MessageEmbedding, EmbeddingError> {
-        let encoding = self.query_tokenizer.encode(text, true).map_err(|e| EmbeddingError::Tokenizer(e.to_string()))?;
-        let ids = Tensor::new(encoding.get_ids(), &Device::Cpu)?.unsqueeze(0)?;
-        let hidden = self.bert.forward(&ids, &ids.zeros_like()?, None)?.squeeze(0)?;
+        let mut read = self.embed_messages(&[text])?;
+        Ok(read.remove(0))
+    }
+
+    /// [`Self::embed_message`] for several messages in one forward pass:
+    /// each is padded to the longest and the padding masked out, so each
+    /// reads as it would alone, while the model's weights are read once for
+    /// all of them instead of once each (a short question's pass is bound by
+    /// that, not by its arithmetic).
+    pub fn embed_messages(&self, texts: &[&str]) -> Result<Vec<MessageEmbedding>, EmbeddingError> {
+        let encodings = texts
+            .iter()
+            .map(|text| self.query_tokenizer.encode(*text, true))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| EmbeddingError::Tokenizer(e.to_string()))?;
+        let longest = encodings.iter().map(|e| e.get_ids().len()).max().unwrap_or(0);
+        let hidden = if encodings.len() == 1 {
+            let ids = Tensor::new(encodings[0].get_ids(), &Device::Cpu)?.unsqueeze(0)?;
+            self.bert.forward(&ids, &ids.zeros_like()?, None)?
+        } else {
+            let (mut ids, mut mask) = (Vec::with_capacity(texts.len() * longest), Vec::new());
+            for encoding in &encodings {
+                let real = encoding.get_ids();
+                ids.extend(real.iter().copied().chain(std::iter::repeat_n(0, longest - real.len())));
+                mask.extend((0..longest).map(|t| u32::from(t < real.len())));
+            }
+            let ids = Tensor::from_vec(ids, (texts.len(), longest), &Device::Cpu)?;
+            let mask = Tensor::from_vec(mask, (texts.len(), longest), &Device::Cpu)?;
+            self.bert.forward(&ids, &ids.zeros_like()?, Some(&mask))?
+        };
+        texts
+            .iter()
+            .zip(&encodings)
+            .enumerate()
+            .map(|(row, (text, encoding))| {
+                let tokens = hidden.get(row)?.narrow(0, 0, encoding.get_ids().len())?;
+                self.pool_message(text, encoding, &tokens)
+            })
+            .collect()
+    }
+
+    /// One message's vectors from its tokens' hidden states (padding cut off).
+    fn pool_message(
+        &self,
+        text: &str,
+        encoding: &tokenizers::Encoding,
+        hidden: &Tensor,
+    ) -> Result<MessageEmbedding, EmbeddingError> {
+        // Only real tokens: a plain mean is the masked mean.
         let whole = normalise(hidden.mean(0)?.to_vec1()?);
         let spans = sentence_spans(text);
         if spans.len() < 2 {

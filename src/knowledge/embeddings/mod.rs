@@ -3,7 +3,8 @@
 //! give normalised vectors, so a dot product is a cosine similarity.
 //!
 //! Local model work is CPU-bound, so it runs on the blocking pool, never on
-//! the async runtime.
+//! the async runtime. Customers' messages that arrive together share one
+//! forward pass ([`crate::batch`]).
 
 pub mod fetch;
 pub mod local;
@@ -14,7 +15,7 @@ use std::{path::Path, sync::Arc};
 use local::LocalModel;
 use openai::OpenAiEmbeddings;
 
-use crate::config::Secret;
+use crate::{batch::Batcher, config::Secret};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EmbeddingError {
@@ -47,17 +48,35 @@ pub struct Embedder {
 }
 
 enum Backend {
-    Local(Arc<LocalModel>),
+    Local { model: Arc<LocalModel>, messages: Batcher<String, Result<MessageEmbedding, EmbeddingError>> },
     OpenAi(Box<OpenAiEmbeddings>),
 }
 
 impl Embedder {
     /// The local model in `dir` (`config.json`, `tokenizer.json`,
-    /// `model.safetensors`).
-    pub fn load(dir: &Path) -> Result<Self, EmbeddingError> {
-        let model = LocalModel::load(dir)?;
+    /// `model.safetensors`), reading up to `max_batch` messages in one pass.
+    /// Call it within the runtime that will use it: the batcher runs there.
+    pub fn load(dir: &Path, max_batch: usize) -> Result<Self, EmbeddingError> {
+        let model = Arc::new(LocalModel::load(dir)?);
         let (id, dimension) = (model.id.clone(), model.dimension);
-        Ok(Self { backend: Backend::Local(Arc::new(model)), id, dimension })
+        let messages = Batcher::start(max_batch, {
+            let model = model.clone();
+            move |texts: Vec<String>| {
+                let model = model.clone();
+                async move {
+                    let count = texts.len();
+                    let read = run_blocking(move || {
+                        model.embed_messages(&texts.iter().map(String::as_str).collect::<Vec<_>>())
+                    });
+                    match read.await {
+                        Ok(read) => read.into_iter().map(Ok).collect(),
+                        // One failure for all: each waiting turn gets its own copy.
+                        Err(e) => (0..count).map(|_| Err(EmbeddingError::Task(e.to_string()))).collect(),
+                    }
+                }
+            }
+        });
+        Ok(Self { backend: Backend::Local { model, messages }, id, dimension })
     }
 
     /// `model` behind an OpenAI-compatible API. One probe request learns the
@@ -80,17 +99,14 @@ impl Embedder {
     /// The in-process model, if that is what this is (`kb bench` times its stages).
     pub fn local(&self) -> Option<&LocalModel> {
         match &self.backend {
-            Backend::Local(model) => Some(model),
+            Backend::Local { model, .. } => Some(model),
             Backend::OpenAi(_) => None,
         }
     }
 
     pub async fn embed_query(&self, text: String) -> Result<Vec<f32>, EmbeddingError> {
         match &self.backend {
-            Backend::Local(model) => {
-                let model = model.clone();
-                run_blocking(move || model.embed_query(&text)).await
-            }
+            Backend::Local { .. } => Ok(self.embed_message(text).await?.whole.to_vec()),
             Backend::OpenAi(remote) => remote.embed_query(text).await,
         }
     }
@@ -99,9 +115,8 @@ impl Embedder {
     /// by sentence from the same pass; a remote endpoint gives the whole only.
     pub async fn embed_message(&self, text: String) -> Result<MessageEmbedding, EmbeddingError> {
         match &self.backend {
-            Backend::Local(model) => {
-                let model = model.clone();
-                run_blocking(move || model.embed_message(&text)).await
+            Backend::Local { messages, .. } => {
+                messages.submit(text).await.map_err(|e| EmbeddingError::Task(e.to_string()))?
             }
             Backend::OpenAi(remote) => {
                 Ok(MessageEmbedding { whole: remote.embed_query(text).await?.into(), sentences: Vec::new() })
@@ -111,7 +126,7 @@ impl Embedder {
 
     pub async fn embed_documents(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbeddingError> {
         match &self.backend {
-            Backend::Local(model) => {
+            Backend::Local { model, .. } => {
                 let model = model.clone();
                 run_blocking(move || model.embed_documents(&texts)).await
             }

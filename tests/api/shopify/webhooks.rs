@@ -306,3 +306,36 @@ async fn the_event_log_pages_through_events_that_share_a_millisecond() {
     assert_eq!((seen.len(), unique.len()), (25, 25), "every event once: {seen:?}");
     assert_eq!(app.admin_get("/v1/admin/webhooks?before=yesterday").await.status(), 400);
 }
+
+on_both_databases!(a_burst_with_redeliveries_is_stored_once_each_and_the_newest_update_wins, burst);
+async fn burst(backend: Backend) {
+    let Some(body) = read("shopify/webhooks/Order.json") else {
+        return;
+    };
+    let app = app_with_secret(backend).await;
+    // Thirty updates of one order, each delivered twice at the same moment,
+    // so stores and redeliveries share commits.
+    let updates: Vec<(String, Vec<u8>)> = (0..30)
+        .map(|i| {
+            let mut update: Value = serde_json::from_slice(&body).unwrap();
+            update["updated_at"] = json!(format!("2022-01-02T09:{i:02}:00-05:00"));
+            (format!("burst-{i}"), serde_json::to_vec(&update).unwrap())
+        })
+        .collect();
+    let app = &app;
+    let sends = updates
+        .iter()
+        .flat_map(|(id, body)| [(id, body), (id, body)])
+        .map(|(id, body)| async move { post_signed(app, "orders/updated", id, body).await.json::<Value>().await });
+    let answers = futures_util::future::join_all(sends).await;
+    let count = |status: &str| answers.iter().filter(|a| a.as_ref().unwrap()["status"] == status).count();
+    assert_eq!((count("stored"), count("duplicate")), (30, 30), "{answers:?}");
+
+    let newest = processed(app, "burst-29").await;
+    assert_eq!(newest["status"], "processed", "nothing is newer than the last update: {newest}");
+    for (id, _) in &updates {
+        let status = processed(app, id).await["status"].clone();
+        assert!(status == "processed" || status == "stale", "{id}: {status}");
+    }
+    assert_eq!(event_log(app).await.len(), 30);
+}
