@@ -6,9 +6,9 @@
 //! once per batch instead of once per request. As in text-embeddings-
 //! inference, and as databases group commits.
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 #[derive(Debug, thiserror::Error)]
 #[error("the batch worker has stopped")]
@@ -19,25 +19,31 @@ pub struct Batcher<I, O> {
 }
 
 impl<I: Send + 'static, O: Send + 'static> Batcher<I, O> {
-    /// Starts the worker on the current runtime; it ends when the batcher is
-    /// dropped. `work` gets up to `max` inputs in arrival order and returns
-    /// one output for each, in the same order.
-    pub fn start<W, F>(max: usize, mut work: W) -> Self
+    /// Starts `workers` workers on the current runtime; they end when the
+    /// batcher is dropped. A free worker takes up to `max` waiting inputs,
+    /// in arrival order, and `work` returns one output for each, in the same
+    /// order. More than one worker lets batches run side by side (one per
+    /// core, say), each taking what queued while the others ran.
+    pub fn start<W, F>(max: usize, workers: usize, work: W) -> Self
     where
-        W: FnMut(Vec<I>) -> F + Send + 'static,
+        W: Fn(Vec<I>) -> F + Send + Sync + 'static,
         F: Future<Output = Vec<O>> + Send,
     {
-        let (queue, mut waiting) = mpsc::unbounded_channel::<(I, oneshot::Sender<O>)>();
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(max);
-            while waiting.recv_many(&mut batch, max.max(1)).await > 0 {
-                let (inputs, replies): (Vec<I>, Vec<_>) = batch.drain(..).unzip();
-                for (reply, output) in replies.into_iter().zip(work(inputs).await) {
-                    // A caller that gave up waiting has dropped its receiver.
-                    let _ = reply.send(output);
+        let (queue, waiting) = mpsc::unbounded_channel::<(I, oneshot::Sender<O>)>();
+        let (waiting, work) = (Arc::new(Mutex::new(waiting)), Arc::new(work));
+        for _ in 0..workers.max(1) {
+            let (waiting, work) = (waiting.clone(), work.clone());
+            tokio::spawn(async move {
+                let mut batch = Vec::with_capacity(max);
+                while waiting.lock().await.recv_many(&mut batch, max.max(1)).await > 0 {
+                    let (inputs, replies): (Vec<I>, Vec<_>) = batch.drain(..).unzip();
+                    for (reply, output) in replies.into_iter().zip(work(inputs).await) {
+                        // A caller that gave up waiting has dropped its receiver.
+                        let _ = reply.send(output);
+                    }
                 }
-            }
-        });
+            });
+        }
         Self { queue }
     }
 
@@ -66,11 +72,11 @@ mod tests {
         let sizes = Arc::new(Mutex::new(Vec::new()));
         let seen = sizes.clone();
         let (gate, opened) = tokio::sync::oneshot::channel::<()>();
-        let mut opened = Some(opened);
-        let doubler = Arc::new(Batcher::start(4, move |inputs: Vec<u32>| {
+        let opened = Mutex::new(Some(opened));
+        let doubler = Arc::new(Batcher::start(4, 1, move |inputs: Vec<u32>| {
             seen.lock().unwrap().push(inputs.len());
             // The first batch holds the worker until the rest are queued.
-            let hold = opened.take();
+            let hold = opened.lock().unwrap().take();
             async move {
                 if let Some(hold) = hold {
                     let _ = hold.await;

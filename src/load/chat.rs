@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::{
     LoadError, Target, resident_kib,
     socket::{Event, Frame, Socket, hold, next_text, open_session},
-    stats::{ErrorCounts, Latencies, millis, picks},
+    stats::{Latencies, Tally, millis, picks},
 };
 
 /// Handshakes in flight at once: below the service's `CHAT_MAX_PENDING_HELLO` default.
@@ -102,7 +102,9 @@ pub struct ChatReport {
     pub turns_completed: usize,
     pub wall: Duration,
     pub latencies: Latencies,
-    pub errors: ErrorCounts,
+    /// How completed turns ended, as a customer would see it.
+    pub outcomes: Tally,
+    pub errors: Tally,
     pub rss_before_kib: Option<u64>,
     pub rss_held_kib: Option<u64>,
     pub rss_end_kib: Option<u64>,
@@ -139,6 +141,7 @@ impl std::fmt::Display for ChatReport {
             millis(self.latencies.percentile(0.9)),
             millis(self.latencies.percentile(0.99))
         )?;
+        writeln!(f, "  outcomes: {}", self.outcomes)?;
         writeln!(f, "  errors: {}", self.errors)?;
         writeln!(
             f,
@@ -158,7 +161,7 @@ impl std::fmt::Display for ChatReport {
 pub async fn run_chat(target: &Target, options: &ChatOptions) -> Result<ChatReport, LoadError> {
     let rss = || target.server_pid.and_then(resident_kib);
     let rss_before_kib = rss();
-    let mut errors = ErrorCounts::default();
+    let mut errors = Tally::default();
     let stop_holding = CancellationToken::new();
     let closed_early = Arc::new(AtomicUsize::new(0));
     let url = target.ws_url("/v1/chat");
@@ -190,11 +193,12 @@ pub async fn run_chat(target: &Target, options: &ChatOptions) -> Result<ChatRepo
         let (url, options) = (url.clone(), options.clone());
         tasks.push(tokio::spawn(async move { converse(&url, token, plan, &options).await }));
     }
-    let mut latencies = Latencies::default();
+    let (mut latencies, mut outcomes) = (Latencies::default(), Tally::default());
     for task in tasks {
         match task.await {
             Ok(outcome) => {
                 latencies.merge(outcome.latencies);
+                outcomes.merge(outcome.outcomes);
                 errors.merge(outcome.errors);
             }
             Err(_) => errors.add("conversation_panicked"),
@@ -215,6 +219,7 @@ pub async fn run_chat(target: &Target, options: &ChatOptions) -> Result<ChatRepo
         turns_completed: latencies.len(),
         wall,
         latencies,
+        outcomes,
         errors,
         rss_before_kib,
         rss_held_kib,
@@ -260,7 +265,8 @@ fn customer_token(&(id, name, email, _): &(&str, &str, &str, &[&str]), secret: &
 #[derive(Default)]
 struct Outcome {
     latencies: Latencies,
-    errors: ErrorCounts,
+    outcomes: Tally,
+    errors: Tally,
 }
 
 async fn converse(url: &str, token: Option<String>, plan: Plan, options: &ChatOptions) -> Outcome {
@@ -273,6 +279,7 @@ async fn converse(url: &str, token: Option<String>, plan: Plan, options: &ChatOp
         }
     };
     let mut rng = StdRng::from_rng(&mut rand::rng());
+    let mut with_a_person = false;
     for turn in 0..options.turns {
         let question = plan.question(turn, options);
         let expects_handoff = question == HANDOFF_REQUEST;
@@ -282,8 +289,17 @@ async fn converse(url: &str, token: Option<String>, plan: Plan, options: &ChatOp
             outcome.errors.add("turn:send");
             return outcome;
         }
-        match finish_turn(&mut socket, sent + options.turn_timeout, expects_handoff).await {
-            Ok(()) => outcome.latencies.record(sent.elapsed()),
+        match finish_turn(&mut socket, sent + options.turn_timeout).await {
+            // Asking for a person in a conversation already handed off gets
+            // no second handoff: that is an answer, not a failure.
+            Ok(ended) if expects_handoff && ended != TurnEnd::Handoff && !with_a_person => {
+                outcome.errors.add("turn:no_handoff");
+            }
+            Ok(ended) => {
+                with_a_person |= ended == TurnEnd::Handoff;
+                outcome.latencies.record(sent.elapsed());
+                outcome.outcomes.add(ended.as_str());
+            }
             Err(TurnError::Lost(kind)) => {
                 outcome.errors.add(kind);
                 return outcome;
@@ -307,9 +323,28 @@ enum TurnError {
     Lost(&'static str),
 }
 
+/// How a turn that completed ended for the customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TurnEnd {
+    Answered,
+    /// Asked to verify (sign in, or an order number and its email).
+    VerifyRequired,
+    Handoff,
+}
+
+impl TurnEnd {
+    fn as_str(self) -> &'static str {
+        match self {
+            TurnEnd::Answered => "answered",
+            TurnEnd::VerifyRequired => "verify_required",
+            TurnEnd::Handoff => "handoff",
+        }
+    }
+}
+
 /// Reads the turn's frames up to its `typing: off`.
-async fn finish_turn(socket: &mut Socket, deadline: Instant, expects_handoff: bool) -> Result<(), TurnError> {
-    let (mut typing, mut saw_handoff, mut failure) = (false, false, None);
+async fn finish_turn(socket: &mut Socket, deadline: Instant) -> Result<TurnEnd, TurnError> {
+    let (mut typing, mut ended, mut failure) = (false, TurnEnd::Answered, None);
     loop {
         let text = match next_text(socket, deadline).await {
             Event::Frame(text) => text,
@@ -325,15 +360,14 @@ async fn finish_turn(socket: &mut Socket, deadline: Instant, expects_handoff: bo
             // Refused before the turn began (rate limit, bad frame): no typing follows.
             "error" if !typing => return Err(TurnError::Failed(error_kind(&frame))),
             "error" => failure = Some(error_kind(&frame)),
-            "verify_required" => failure = Some("turn:verify_required".to_owned()),
-            "handoff" => saw_handoff = true,
+            "verify_required" => ended = TurnEnd::VerifyRequired,
+            "handoff" => ended = TurnEnd::Handoff,
             _ => {}
         }
     }
     match failure {
         Some(kind) => Err(TurnError::Failed(kind)),
-        None if expects_handoff && !saw_handoff => Err(TurnError::Failed("turn:no_handoff".to_owned())),
-        None => Ok(()),
+        None => Ok(ended),
     }
 }
 

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 
 pub use chat::{ChatOptions, ChatReport, Pause, run_chat};
 pub use server::{SpawnedServer, resident_kib};
-pub use stats::{ErrorCounts, Latencies};
+pub use stats::{Latencies, Tally};
 pub use webhooks::{StoredOnce, WebhookOptions, WebhookReport, run_webhooks};
 
 /// Where the load goes, and the secrets the tool needs to sign with.

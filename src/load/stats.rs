@@ -45,16 +45,17 @@ impl Latencies {
     }
 }
 
-/// Failures by kind (`timeout`, `closed`, `error:rate_limited`, `http_503`, …).
+/// Counts by kind: failures (`timeout`, `closed`, `error:rate_limited`,
+/// `http_503`, …) or turn outcomes (`answered`, `verify_required`, …).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct ErrorCounts(pub BTreeMap<String, u64>);
+pub struct Tally(pub BTreeMap<String, u64>);
 
-impl ErrorCounts {
+impl Tally {
     pub fn add(&mut self, kind: impl Into<String>) {
         *self.0.entry(kind.into()).or_default() += 1;
     }
 
-    pub fn merge(&mut self, other: ErrorCounts) {
+    pub fn merge(&mut self, other: Tally) {
         for (kind, count) in other.0 {
             *self.0.entry(kind).or_default() += count;
         }
@@ -65,7 +66,7 @@ impl ErrorCounts {
     }
 }
 
-impl fmt::Display for ErrorCounts {
+impl fmt::Display for Tally {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.0.is_empty() {
             return write!(f, "none");

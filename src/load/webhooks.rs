@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 
 use super::{
     LoadError, Target,
-    stats::{ErrorCounts, Latencies, millis, picks},
+    stats::{Latencies, Tally, millis, picks},
 };
 
 #[derive(Debug, Clone)]
@@ -43,7 +43,7 @@ pub struct WebhookReport {
     pub stored_responses: usize,
     pub wall: Duration,
     pub latencies: Latencies,
-    pub errors: ErrorCounts,
+    pub errors: Tally,
     pub stored_once: StoredOnce,
 }
 
@@ -151,7 +151,7 @@ pub async fn run_webhooks(target: &Target, options: &WebhookOptions) -> Result<W
         }));
     }
     let (mut latencies, mut errors, mut accepted, mut stored_responses) =
-        (Latencies::default(), ErrorCounts::default(), 0, 0);
+        (Latencies::default(), Tally::default(), 0, 0);
     for request in requests {
         match request.await {
             Ok((latency, Ok(stored))) => {

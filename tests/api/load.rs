@@ -49,6 +49,8 @@ async fn the_load_tool_holds_sessions_completes_every_turn_and_finds_each_webhoo
     assert_eq!(report.errors.total(), 0, "no errors: {}", report.errors);
     assert_eq!(report.sessions_held, 20);
     assert_eq!(report.turns_completed, 12);
+    assert_eq!(report.outcomes.total(), 12, "each completed turn has an outcome: {}", report.outcomes);
+    assert_eq!(report.outcomes.0.get("handoff"), Some(&1), "the request for a person: {}", report.outcomes);
 
     let webhooks = WebhookOptions { count: 50, rate: 0.0, concurrency: 8, redelivery_share: 0.2 };
     let report = run_webhooks(&target, &webhooks).await.expect("the webhook load runs");

@@ -53,10 +53,10 @@ impl Default for Params {
         Self {
             method: Method::Neighbours,
             routine_below: 0.5,
-            k: 3,
+            k: 5,
             temperature: 0.03,
-            signal_margin: 0.0,
-            damaged_margin: 0.02,
+            signal_margin: -0.02,
+            damaged_margin: 0.0,
             signal_floor: 0.45,
         }
     }

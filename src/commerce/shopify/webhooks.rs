@@ -57,7 +57,9 @@ const MAX_BATCH: usize = 64;
 impl WebhookIntake {
     /// Starts the two workers on the current runtime.
     pub fn start(db: Db, store: Arc<dyn Store>) -> Self {
-        let storing = Batcher::start(MAX_BATCH, {
+        // One worker each: SQLite has one writer, and a batch per commit
+        // is the point.
+        let storing = Batcher::start(MAX_BATCH, 1, {
             let db = db.clone();
             move |batch: Vec<Received>| {
                 let db = db.clone();
@@ -83,7 +85,7 @@ impl WebhookIntake {
                 }
             }
         });
-        let processing = Batcher::start(MAX_BATCH, move |ids: Vec<String>| {
+        let processing = Batcher::start(MAX_BATCH, 1, move |ids: Vec<String>| {
             let (db, store) = (db.clone(), store.clone());
             async move {
                 process(&db, store.as_ref(), &ids).await;

@@ -9,11 +9,13 @@
 pub mod fetch;
 pub mod local;
 pub mod openai;
+pub mod recent;
 
 use std::{path::Path, sync::Arc};
 
 use local::LocalModel;
 use openai::OpenAiEmbeddings;
+use recent::Recent;
 
 use crate::{batch::Batcher, config::Secret};
 
@@ -39,9 +41,15 @@ pub struct MessageEmbedding {
     pub sentences: Vec<Vec<f32>>,
 }
 
+/// Messages kept per generation of [`Recent`] (at most twice this in all,
+/// a few MB).
+const RECENT_PER_GENERATION: usize = 2048;
+
 /// A model, loaded or reachable; cheap to share.
 pub struct Embedder {
     backend: Backend,
+    /// Messages read lately: a repeated one costs no pass.
+    recent: Recent,
     /// Names the model exactly: an index built with another is rebuilt.
     id: String,
     dimension: usize,
@@ -59,7 +67,10 @@ impl Embedder {
     pub fn load(dir: &Path, max_batch: usize) -> Result<Self, EmbeddingError> {
         let model = Arc::new(LocalModel::load(dir)?);
         let (id, dimension) = (model.id.clone(), model.dimension);
-        let messages = Batcher::start(max_batch, {
+        // Measured (`kb bench`): a short batch's pass gains little from a
+        // second thread, so each core runs a pass of its own.
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let messages = Batcher::start(max_batch, cores, {
             let model = model.clone();
             move |texts: Vec<String>| {
                 let model = model.clone();
@@ -76,7 +87,12 @@ impl Embedder {
                 }
             }
         });
-        Ok(Self { backend: Backend::Local { model, messages }, id, dimension })
+        Ok(Self {
+            backend: Backend::Local { model, messages },
+            recent: Recent::new(RECENT_PER_GENERATION),
+            id,
+            dimension,
+        })
     }
 
     /// `model` behind an OpenAI-compatible API. One probe request learns the
@@ -85,7 +101,8 @@ impl Embedder {
         let remote = OpenAiEmbeddings::new(base_url, api_key, model)?;
         let dimension = remote.embed_query("dimension probe".into()).await?.len();
         let id = format!("openai:{model}@{base_url}");
-        Ok(Self { backend: Backend::OpenAi(Box::new(remote)), id, dimension })
+        let recent = Recent::new(RECENT_PER_GENERATION);
+        Ok(Self { backend: Backend::OpenAi(Box::new(remote)), recent, id, dimension })
     }
 
     pub fn model_id(&self) -> &str {
@@ -114,14 +131,20 @@ impl Embedder {
     /// A customer's message read whole and, with the local model, sentence
     /// by sentence from the same pass; a remote endpoint gives the whole only.
     pub async fn embed_message(&self, text: String) -> Result<MessageEmbedding, EmbeddingError> {
-        match &self.backend {
+        if let Some(known) = self.recent.get(&text) {
+            return Ok(known);
+        }
+        let key = text.clone();
+        let read = match &self.backend {
             Backend::Local { messages, .. } => {
-                messages.submit(text).await.map_err(|e| EmbeddingError::Task(e.to_string()))?
+                messages.submit(text).await.map_err(|e| EmbeddingError::Task(e.to_string()))??
             }
             Backend::OpenAi(remote) => {
-                Ok(MessageEmbedding { whole: remote.embed_query(text).await?.into(), sentences: Vec::new() })
+                MessageEmbedding { whole: remote.embed_query(text).await?.into(), sentences: Vec::new() }
             }
-        }
+        };
+        self.recent.put(key, &read);
+        Ok(read)
     }
 
     pub async fn embed_documents(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbeddingError> {
