@@ -590,7 +590,10 @@ mod tests {
         for name in ["CHAT_MAX_CONNECTIONS_PER_ADDRESS", "CHAT_MAX_PENDING_HELLO", "CHAT_HELLO_TIMEOUT_SECS"] {
             assert_eq!(settings(&[(name, "0")]).unwrap_err().name, name);
         }
-        for name in ["HTTP_REQUESTS_PER_MINUTE_PER_ADDRESS", "WEBHOOK_REQUESTS_PER_MINUTE_PER_ADDRESS"] {
+        assert_eq!(s.embedding_max_batch, 32);
+        for name in
+            ["HTTP_REQUESTS_PER_MINUTE_PER_ADDRESS", "WEBHOOK_REQUESTS_PER_MINUTE_PER_ADDRESS", "EMBEDDING_MAX_BATCH"]
+        {
             assert_eq!(settings(&[(name, "many")]).unwrap_err().name, name);
         }
     }

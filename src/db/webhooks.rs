@@ -6,12 +6,13 @@ use sqlx::Row;
 
 use super::{Db, now_ms};
 
-pub struct NewWebhook<'a> {
-    pub webhook_id: &'a str,
-    pub topic: &'a str,
-    pub shop: Option<&'a str>,
-    pub correlation_id: &'a str,
-    pub body: &'a str,
+/// A verified webhook, until it is stored.
+pub struct NewWebhook {
+    pub webhook_id: String,
+    pub topic: String,
+    pub shop: Option<String>,
+    pub correlation_id: String,
+    pub body: String,
 }
 
 /// A stored event, as processing needs it.
@@ -55,18 +56,18 @@ impl Settlement {
 
 impl Db {
     /// Stores an event; `false` when this webhook id was already stored (a redelivery).
-    pub async fn insert_webhook(&self, event: &NewWebhook<'_>) -> Result<bool, sqlx::Error> {
+    pub async fn insert_webhook(&self, event: &NewWebhook) -> Result<bool, sqlx::Error> {
         Ok(self.insert_webhooks(std::slice::from_ref(event)).await?[0])
     }
 
     /// Stores events in one transaction, so one commit (one fsync) makes
     /// them all durable; per event, `false` for a redelivery, including of
     /// an event earlier in the same batch.
-    pub async fn insert_webhooks(&self, events: &[NewWebhook<'_>]) -> Result<Vec<bool>, sqlx::Error> {
+    pub async fn insert_webhooks(&self, events: &[NewWebhook]) -> Result<Vec<bool>, sqlx::Error> {
         // In id order, so two replicas' batches take their locks in the same
         // order and cannot deadlock on PostgreSQL.
         let mut order: Vec<usize> = (0..events.len()).collect();
-        order.sort_by_key(|&i| events[i].webhook_id);
+        order.sort_by(|&a, &b| events[a].webhook_id.cmp(&events[b].webhook_id));
         let mut tx = self.pool.begin().await?;
         let mut stored = vec![false; events.len()];
         for i in order {
@@ -76,11 +77,11 @@ impl Db {
                  VALUES ($1, $2, $3, $4, $5, 'received', $6)
                  ON CONFLICT (webhook_id) DO NOTHING",
             )
-            .bind(event.webhook_id)
-            .bind(event.topic)
-            .bind(event.shop)
-            .bind(event.correlation_id)
-            .bind(event.body)
+            .bind(&event.webhook_id)
+            .bind(&event.topic)
+            .bind(&event.shop)
+            .bind(&event.correlation_id)
+            .bind(&event.body)
             .bind(now_ms())
             .execute(&mut *tx)
             .await?;
@@ -125,10 +126,10 @@ impl Db {
         // Oldest update first within a resource, and locks taken in one
         // order whichever replica settles (no deadlock on PostgreSQL).
         let mut order: Vec<usize> = (0..settlements.len()).collect();
-        order.sort_by_key(|&i| {
-            let s = &settlements[i];
-            (s.resource.clone(), s.resource_updated_at, s.webhook_id.clone())
-        });
+        fn key(s: &Settlement) -> (Option<&str>, Option<i64>, &str) {
+            (s.resource.as_deref(), s.resource_updated_at, &s.webhook_id)
+        }
+        order.sort_by(|&a, &b| key(&settlements[a]).cmp(&key(&settlements[b])));
         let mut tx = self.pool.begin().await?;
         for i in order {
             let settled = &mut settlements[i];

@@ -18,7 +18,8 @@ use serde_json::{Value, json};
 use super::admin::{Admin, cursor};
 use super::error::{ApiError, ApiResult};
 use crate::app::AppState;
-use crate::commerce::shopify::webhooks::{Received, process, signature_valid};
+use crate::commerce::shopify::webhooks::signature_valid;
+use crate::db::NewWebhook;
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/v1/webhooks/shopify", post(receive)).route("/v1/admin/webhooks", get(event_log))
@@ -55,7 +56,7 @@ async fn receive(State(app): State<AppState>, headers: HeaderMap, body: Bytes) -
     let topic =
         header(&headers, "X-Shopify-Topic").ok_or_else(|| ApiError::BadRequest("missing X-Shopify-Topic".into()))?;
     let correlation_id = uuid::Uuid::new_v4().to_string();
-    let event = Received {
+    let event = NewWebhook {
         webhook_id: webhook_id.to_owned(),
         topic: topic.to_owned(),
         shop: shop.map(str::to_owned),
@@ -77,12 +78,7 @@ pub async fn resume(app: &AppState) -> Result<(), sqlx::Error> {
     if !pending.is_empty() {
         tracing::info!(count = pending.len(), "processing Shopify webhooks stored before the last stop");
     }
-    let (db, store) = (app.db.clone(), app.store.clone());
-    app.tasks.spawn(async move {
-        for ids in pending.chunks(64) {
-            process(&db, store.as_ref(), ids).await;
-        }
-    });
+    app.webhooks.resume(pending);
     Ok(())
 }
 

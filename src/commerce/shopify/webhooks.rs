@@ -37,17 +37,8 @@ pub fn signature_valid(secret: &[u8], body: &[u8], header: Option<&str>) -> bool
 /// makes them durable before any is acknowledged: group commit), then
 /// processed a batch at a time, off the request path.
 pub struct WebhookIntake {
-    storing: Batcher<Received, Result<bool, Stopped>>,
+    storing: Batcher<NewWebhook, Result<bool, Stopped>>,
     processing: Batcher<String, ()>,
-}
-
-/// A verified webhook as the intake holds it until it is stored.
-pub struct Received {
-    pub webhook_id: String,
-    pub topic: String,
-    pub shop: Option<String>,
-    pub correlation_id: String,
-    pub body: String,
 }
 
 /// Enough to amortise a commit; small enough that one batch's transaction
@@ -61,20 +52,10 @@ impl WebhookIntake {
         // is the point.
         let storing = Batcher::start(MAX_BATCH, 1, {
             let db = db.clone();
-            move |batch: Vec<Received>| {
+            move |batch: Vec<NewWebhook>| {
                 let db = db.clone();
                 async move {
-                    let events: Vec<NewWebhook<'_>> = batch
-                        .iter()
-                        .map(|r| NewWebhook {
-                            webhook_id: &r.webhook_id,
-                            topic: &r.topic,
-                            shop: r.shop.as_deref(),
-                            correlation_id: &r.correlation_id,
-                            body: &r.body,
-                        })
-                        .collect();
-                    match db.insert_webhooks(&events).await {
+                    match db.insert_webhooks(&batch).await {
                         Ok(stored) => stored.into_iter().map(Ok).collect(),
                         Err(error) => {
                             // Nothing acknowledged: Shopify delivers them again.
@@ -98,7 +79,7 @@ impl WebhookIntake {
     /// Stores `event` durably: `Ok(false)` for a redelivery, `Err` when it
     /// could not be stored (and must not be acknowledged). A new event is
     /// then queued for processing.
-    pub async fn store(&self, event: Received) -> Result<bool, Stopped> {
+    pub async fn store(&self, event: NewWebhook) -> Result<bool, Stopped> {
         let webhook_id = event.webhook_id.clone();
         let stored = self.storing.submit(event).await??;
         if stored {
@@ -106,6 +87,13 @@ impl WebhookIntake {
             let _ = self.processing.enqueue(webhook_id);
         }
         Ok(stored)
+    }
+
+    /// Queues events stored before a stop and not yet processed.
+    pub fn resume(&self, webhook_ids: Vec<String>) {
+        for webhook_id in webhook_ids {
+            let _ = self.processing.enqueue(webhook_id);
+        }
     }
 }
 
@@ -128,7 +116,7 @@ enum Classified {
 /// their outcomes (and resource versions) are recorded in one transaction,
 /// then the store drops what the newest updates touched. A storage failure
 /// leaves the events `received` for the next start.
-pub async fn process(db: &Db, store: &dyn Store, webhook_ids: &[String]) {
+async fn process(db: &Db, store: &dyn Store, webhook_ids: &[String]) {
     let (mut settlements, mut applied) = (Vec::new(), Vec::new());
     for webhook_id in webhook_ids {
         match db.webhook(webhook_id).await {

@@ -134,16 +134,15 @@ impl Embedder {
         if let Some(known) = self.recent.get(&text) {
             return Ok(known);
         }
-        let key = text.clone();
         let read = match &self.backend {
             Backend::Local { messages, .. } => {
-                messages.submit(text).await.map_err(|e| EmbeddingError::Task(e.to_string()))??
+                messages.submit(text.clone()).await.map_err(|e| EmbeddingError::Task(e.to_string()))??
             }
             Backend::OpenAi(remote) => {
-                MessageEmbedding { whole: remote.embed_query(text).await?.into(), sentences: Vec::new() }
+                MessageEmbedding { whole: remote.embed_query(text.clone()).await?.into(), sentences: Vec::new() }
             }
         };
-        self.recent.put(key, &read);
+        self.recent.put(&text, &read);
         Ok(read)
     }
 

@@ -49,10 +49,10 @@ impl Recent {
         Some(found)
     }
 
-    pub fn put(&self, text: String, embedding: &MessageEmbedding) {
+    pub fn put(&self, text: &str, embedding: &MessageEmbedding) {
         if text.len() <= MAX_TEXT_BYTES {
             let mut generations = self.generations.lock().unwrap_or_else(|e| e.into_inner());
-            generations.keep(text, embedding.clone(), self.per_generation);
+            generations.keep(text.to_owned(), embedding.clone(), self.per_generation);
         }
     }
 }
@@ -68,18 +68,18 @@ mod tests {
     #[test]
     fn a_message_asked_often_stays_and_one_asked_once_ages_out() {
         let recent = Recent::new(2);
-        recent.put("where is my order".into(), &embedding(1.0));
-        recent.put("hi".into(), &embedding(2.0));
+        recent.put("where is my order", &embedding(1.0));
+        recent.put("hi", &embedding(2.0));
         // The first generation is full: "thanks" starts the next one.
-        recent.put("thanks".into(), &embedding(3.0));
+        recent.put("thanks", &embedding(3.0));
         assert_eq!(recent.get("where is my order").map(|e| e.whole[0]), Some(1.0), "moved back to the current");
         // "hi" was never asked again: two generations on it is gone.
-        recent.put("bye".into(), &embedding(4.0));
-        recent.put("ok".into(), &embedding(5.0));
+        recent.put("bye", &embedding(4.0));
+        recent.put("ok", &embedding(5.0));
         assert!(recent.get("hi").is_none());
         assert_eq!(recent.get("where is my order").map(|e| e.whole[0]), Some(1.0));
         assert!(recent.get(&"a long message ".repeat(20)).is_none());
-        recent.put("a long message ".repeat(20), &embedding(6.0));
+        recent.put(&"a long message ".repeat(20), &embedding(6.0));
         assert!(recent.get(&"a long message ".repeat(20)).is_none(), "long messages are not kept");
     }
 }

@@ -240,11 +240,11 @@ async fn resumed(backend: Backend) {
     let database_url = first.database_url.clone();
     let db = storefront_assistant::db::Db::connect(&database_url).await.unwrap();
     let event = storefront_assistant::db::NewWebhook {
-        webhook_id: "before-stop",
-        topic: "orders/updated",
+        webhook_id: "before-stop".into(),
+        topic: "orders/updated".into(),
         shop: None,
-        correlation_id: "c-1",
-        body: std::str::from_utf8(&body).unwrap(),
+        correlation_id: "c-1".into(),
+        body: String::from_utf8(body.clone()).unwrap(),
     };
     assert!(db.insert_webhook(&event).await.unwrap());
     first.shutdown.cancel();
