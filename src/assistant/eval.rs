@@ -222,18 +222,21 @@ pub async fn tune_understanding(assistant: &Assistant, set: &[LabelledMessage]) 
     for routine_below in [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9] {
         candidates.push(Params { method: Method::Linear, routine_below, ..Params::default() });
     }
-    for k in [1, 3, 5] {
-        for signal_margin in [-0.06, -0.04, -0.02, 0.0] {
-            for damaged_margin in [-0.04, -0.02, 0.0, 0.02] {
-                for signal_floor in [0.3, 0.45] {
-                    candidates.push(Params {
-                        method: Method::Neighbours,
-                        k,
-                        signal_margin,
-                        damaged_margin,
-                        signal_floor,
-                        ..Params::default()
-                    });
+    for k in [3, 5] {
+        for signal_margin in [-0.04, -0.02, 0.0, 0.02] {
+            for damaged_margin in [-0.02, 0.0, 0.02] {
+                for signal_floor in [0.2, 0.3, 0.45] {
+                    for word_weight in [0.0, 0.3, 0.45, 0.6] {
+                        candidates.push(Params {
+                            method: Method::Neighbours,
+                            k,
+                            signal_margin,
+                            damaged_margin,
+                            signal_floor,
+                            word_weight,
+                            ..Params::default()
+                        });
+                    }
                 }
             }
         }
@@ -260,19 +263,19 @@ pub async fn tune_understanding(assistant: &Assistant, set: &[LabelledMessage]) 
             )
             .then(b.intent_accuracy().total_cmp(&a.intent_accuracy()))
     });
-    println!("  {:<52} {:>8} {:>8} {:>8}", "classifier knobs (best first)", "intent", "recall", "false");
+    println!("  {:<64} {:>8} {:>8} {:>8}", "classifier knobs (best first)", "intent", "recall", "false");
     for (p, r) in results.iter().take(12) {
         let knobs = match p.method {
             Method::Linear => format!("linear, escalate below {:.2} routine", p.routine_below),
             Method::Neighbours => {
                 format!(
-                    "neighbours k={} margin={:+.2} damaged={:+.2} floor={:.2}",
-                    p.k, p.signal_margin, p.damaged_margin, p.signal_floor
+                    "neighbours k={} margin={:+.2} damaged={:+.2} floor={:.2} words={:.2}",
+                    p.k, p.signal_margin, p.damaged_margin, p.signal_floor, p.word_weight
                 )
             }
         };
         println!(
-            "  {knobs:<52} {:>8.3} {:>8.3} {:>8.3}",
+            "  {knobs:<64} {:>8.3} {:>8.3} {:>8.3}",
             r.intent_accuracy(),
             r.escalation_recall(),
             r.false_escalation_rate()

@@ -188,7 +188,7 @@ async fn judgment_on_the_labelled_sets_does_not_regress() {
     ];
     let settings = Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
     let assistant = eval::scratch_assistant(&settings, scratch.path()).await.unwrap();
-    for (set, min_recall) in [("messages.yaml", 0.98), ("messages-holdout.yaml", 0.88)] {
+    for (set, min_recall) in [("messages.yaml", 0.98), ("messages-holdout.yaml", 0.95)] {
         let messages: Vec<eval::LabelledMessage> = eval::load(format!("{root}/eval/{set}").as_ref()).unwrap();
         let report = eval::messages(&assistant, &messages).await;
         assert!(
@@ -198,7 +198,7 @@ async fn judgment_on_the_labelled_sets_does_not_regress() {
             report.misses.join("\n")
         );
         assert!(
-            report.false_escalation_rate() <= 0.07,
+            report.false_escalation_rate() <= 0.05,
             "{set}: false escalations {:.3}",
             report.false_escalation_rate()
         );

@@ -11,6 +11,7 @@
 pub mod examples;
 mod head;
 mod rules;
+mod words;
 
 use std::{
     path::Path,
@@ -205,7 +206,7 @@ impl Understander {
         let normalized = Normalized::new(text);
         let order_numbers = order_numbers(text);
         let rule_signal = self.rules.signal(text, &normalized);
-        let judged = classifier.zip(embedding.as_ref()).map(|(c, e)| c.judge(&e.whole, &e.sentences));
+        let judged = classifier.zip(embedding.as_ref()).map(|(c, e)| c.judge(text, &e.whole, &e.sentences));
         let (intent, confidence, signal, signals, neighbours, source) = match judged {
             Some(j) => {
                 let learned = j.signals.iter().find(|s| s.fired).map(|s| s.signal);
