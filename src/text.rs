@@ -15,6 +15,12 @@ pub fn terms(text: &str) -> impl Iterator<Item = String> + '_ {
     words(text).map(|w| stem(&w))
 }
 
+/// A stable 32-bit hash (FNV-1a): the same on every machine and every run,
+/// which persisted and shared indexes need.
+pub fn stable_hash(bytes: impl IntoIterator<Item = u8>) -> u32 {
+    bytes.into_iter().fold(0x811c_9dc5_u32, |hash, b| (hash ^ u32::from(b)).wrapping_mul(0x0100_0193))
+}
+
 pub fn stem(word: &str) -> String {
     let w = word.trim_end_matches("'s");
     let n = w.chars().count();

@@ -90,10 +90,15 @@ pub fn decide(u: &Understanding, identity: &Identity, escalated: bool) -> Action
         return if escalated { Action::AlreadyWithAgent } else { Action::Handoff(reason) };
     }
 
-    if !u.is_confident() {
+    let guest = identity.scope().is_guest();
+    // A customer we know asking to send something back gets their order's
+    // window even when the wording leaves the reading unsure: the phrase
+    // rules say it is a return, and the reply states only their own
+    // order's dates and the policy.
+    let their_return = matches!(u.intent, Intent::ReturnRefund | Intent::PolicyQuestion) && u.about_returns && !guest;
+    if !u.is_confident() && !their_return {
         return Action::Clarify;
     }
-    let guest = identity.scope().is_guest();
     let needs_order = matches!(u.intent, Intent::OrderStatus | Intent::OrderChange);
     if needs_order && guest {
         return Action::VerifyRequired;

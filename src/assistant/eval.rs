@@ -185,7 +185,10 @@ pub async fn answers(assistant: &Assistant, set: &[LabelledQuestion]) -> AnswerR
             .passages
             .iter()
             .take(2)
-            .map(|h| format!("{} sim {:.2} cov {:.2}", h.article_id, h.similarity.unwrap_or(f64::NAN), h.coverage))
+            .map(|h| {
+                let (similarity, asked) = (h.similarity.unwrap_or(f64::NAN), h.question_similarity.unwrap_or(f64::NAN));
+                format!("{} sim {similarity:.2} asked {asked:.2} cov {:.2}", h.article_id, h.coverage)
+            })
             .collect();
         report.misses.push(format!(
             "{verdict:<8} want {:<32} {:<14} {:?}  [{}]",

@@ -23,6 +23,9 @@ pub struct Chunk {
     /// The nearest heading above the text, if any.
     pub heading: Option<String>,
     pub text: String,
+    /// Ways customers ask what this section answers, from a
+    /// `<!-- customers ask: -->` comment under its heading ([`ASKS_MARKER`]).
+    pub asks: Vec<String>,
 }
 
 impl Chunk {
@@ -34,11 +37,31 @@ impl Chunk {
             _ => format!("{}\n{}", self.title, self.text),
         }
     }
+
+    /// The questions this chunk answers, as customers would put them: its
+    /// heading and the section's `customers ask` list.
+    pub fn questions(&self) -> impl Iterator<Item = String> + '_ {
+        std::iter::once(heading_text(&self.title, self.heading.as_deref())).chain(self.asks.iter().cloned())
+    }
+}
+
+/// Opens an HTML comment (hidden from customers) listing, one `- ` item a
+/// line, ways customers ask what the section answers.
+pub const ASKS_MARKER: &str = "customers ask:";
+
+/// What a passage's heading says it answers, to embed alone: most headings
+/// are the very question their section answers ("How long do I have to
+/// return something?"), and a question is nearer a question than a passage.
+pub fn heading_text(title: &str, heading: Option<&str>) -> String {
+    match heading {
+        Some(heading) if heading != title => format!("{title}: {heading}"),
+        _ => title.to_owned(),
+    }
 }
 
 pub fn chunk_article(article: &Article) -> Vec<Chunk> {
     let mut chunks = Vec::new();
-    for (heading, blocks) in sections(&article.body) {
+    for Section { heading, blocks, asks } in sections(&article.body) {
         let mut current = String::new();
         let mut flush = |current: &mut String| {
             if !current.is_empty() {
@@ -50,6 +73,7 @@ pub fn chunk_article(article: &Article) -> Vec<Chunk> {
                     tags: article.tags.clone(),
                     heading: heading.clone(),
                     text: std::mem::take(current),
+                    asks: asks.clone(),
                 });
             }
         };
@@ -67,19 +91,50 @@ pub fn chunk_article(article: &Article) -> Vec<Chunk> {
     chunks
 }
 
-/// `(heading, blocks)` for each part of the body between headings.
-fn sections(body: &str) -> Vec<(Option<String>, Vec<String>)> {
-    let mut sections: Vec<(Option<String>, Vec<String>)> = vec![(None, Vec::new())];
+/// The part of a body between two headings.
+#[derive(Default)]
+struct Section {
+    heading: Option<String>,
+    blocks: Vec<String>,
+    asks: Vec<String>,
+}
+
+/// The body's sections. HTML comments are not for customers and never
+/// reach a chunk's text; a `customers ask:` one gives its section's asks.
+fn sections(body: &str) -> Vec<Section> {
+    let mut sections = vec![Section::default()];
     let mut block = String::new();
     let mut in_fence = false;
+    // Inside a comment: whether it lists asks.
+    let mut comment: Option<bool> = None;
     for line in body.lines() {
         let trimmed = line.trim();
+        if let Some(asks) = comment {
+            let (content, closed) = match trimmed.split_once("-->") {
+                Some((content, _)) => (content.trim(), true),
+                None => (trimmed, false),
+            };
+            if let Some(ask) = content.strip_prefix("- ").map(str::trim).filter(|a| asks && !a.is_empty()) {
+                sections.last_mut().expect("there is always a section").asks.push(ask.to_owned());
+            }
+            if closed {
+                comment = None;
+            }
+            continue;
+        }
         if trimmed.starts_with("```") {
             in_fence = !in_fence;
         }
-        if !in_fence && let Some(heading) = trimmed.strip_prefix('#') {
+        if !in_fence && let Some(opened) = trimmed.strip_prefix("<!--") {
             end_block(&mut block, &mut sections);
-            sections.push((Some(heading.trim_start_matches('#').trim().to_owned()), Vec::new()));
+            let asks = opened.trim_start().to_lowercase().starts_with(ASKS_MARKER);
+            if !opened.contains("-->") {
+                comment = Some(asks);
+            }
+        } else if !in_fence && let Some(heading) = trimmed.strip_prefix('#') {
+            end_block(&mut block, &mut sections);
+            let heading = heading.trim_start_matches('#').trim().to_owned();
+            sections.push(Section { heading: Some(heading), ..Section::default() });
         } else if !in_fence && trimmed.is_empty() {
             end_block(&mut block, &mut sections);
         } else {
@@ -90,18 +145,18 @@ fn sections(body: &str) -> Vec<(Option<String>, Vec<String>)> {
         }
     }
     end_block(&mut block, &mut sections);
-    sections.retain(|(_, blocks)| !blocks.is_empty());
+    sections.retain(|s| !s.blocks.is_empty());
     sections
 }
 
 /// Ends the block being read. A list item or table row continues the
 /// list or table before it, and a list joins the line that introduces it.
-fn end_block(block: &mut String, sections: &mut [(Option<String>, Vec<String>)]) {
+fn end_block(block: &mut String, sections: &mut [Section]) {
     let text = std::mem::take(block);
     if text.is_empty() {
         return;
     }
-    let Some((_, blocks)) = sections.last_mut() else { return };
+    let Some(Section { blocks, .. }) = sections.last_mut() else { return };
     let joins_previous = is_list_or_table(&text)
         && blocks.last().is_some_and(|prev: &String| is_list_or_table(prev) || prev.trim_end().ends_with(':'));
     match blocks.last_mut() {
@@ -145,6 +200,18 @@ mod tests {
         let c = chunks(&format!("## Steps\n{long}\n\nDo this:\n\n1. First.\n\n2. Second.\n\n- a\n- b"));
         assert_eq!(c.len(), 2, "{c:#?}");
         assert!(c[1].text.starts_with("Do this:") && c[1].text.ends_with("- b"), "{}", c[1].text);
+    }
+
+    #[test]
+    fn a_customers_ask_comment_gives_the_sections_asks_and_no_comment_reaches_the_text() {
+        let body = "## How long?\n<!-- customers ask:\n- how many days\n- return window?\n-->\nThirty days.\n\n\
+                    <!-- a note for editors -->\n<!-- and one\n- over lines -->\n\n## Where to?\nYour card.";
+        let c = chunks(body);
+        assert_eq!(c.len(), 2, "{c:#?}");
+        assert_eq!(c[0].text, "Thirty days.");
+        assert_eq!(c[0].asks, ["how many days", "return window?"]);
+        assert_eq!(c[0].questions().collect::<Vec<_>>(), ["Refunds: How long?", "how many days", "return window?"]);
+        assert!(c[1].asks.is_empty() && c[1].text == "Your card.", "{c:#?}");
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub struct Hit {
     pub coverage: f64,
     /// Cosine similarity to the question, when dense retrieval ran.
     pub similarity: Option<f64>,
+    /// Cosine similarity of the question to the nearest of the questions the
+    /// passage answers (its heading, the ways customers ask it).
+    pub question_similarity: Option<f64>,
 }
 
 impl Hit {
@@ -46,6 +49,7 @@ impl Hit {
             score,
             coverage: 0.0,
             similarity: None,
+            question_similarity: None,
         }
     }
 }

@@ -3,7 +3,10 @@
 //! holds each chunk's dense vector beside its BM25 sparse vector and fuses
 //! the two rankings with reciprocal rank fusion.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+};
 
 use indicatif::ProgressBar;
 
@@ -43,11 +46,19 @@ pub enum RetrievalError {
 pub struct DenseRetrieval {
     embedder: Arc<Embedder>,
     index: Arc<dyn VectorIndex>,
+    /// The embedding of each question a passage answers ([`Chunk::questions`]),
+    /// made at sync or the first time the passage is found. In memory on
+    /// every replica: short texts, cheaper to embed than to share.
+    questions: Mutex<HashMap<String, Arc<[f32]>>>,
 }
+
+/// More distinct questions than a knowledge base has: past it, the cache
+/// holds edited-away ones and starts again.
+const MAX_QUESTIONS: usize = 50_000;
 
 impl DenseRetrieval {
     pub fn new(embedder: Arc<Embedder>, index: Arc<dyn VectorIndex>) -> Self {
-        Self { embedder, index }
+        Self { embedder, index, questions: Mutex::new(HashMap::new()) }
     }
 
     pub fn embedder(&self) -> &Embedder {
@@ -90,6 +101,42 @@ impl DenseRetrieval {
         for gone in stored.keys().filter(|id| !by_article.contains_key(id.as_str())) {
             self.index.delete_article(gone).await?;
         }
+        self.prepare_questions(chunks).await;
+        Ok(())
+    }
+
+    /// The cosine of a customer's question (`vector`) with each of the
+    /// questions passages answer.
+    pub async fn question_similarities(
+        &self,
+        vector: &[f32],
+        questions: &[String],
+    ) -> Result<Vec<f32>, RetrievalError> {
+        self.learn_questions(questions).await?;
+        let known = self.questions.lock().unwrap_or_else(|e| e.into_inner());
+        let cosine = |q: &String| known.get(q).map_or(0.0, |v| v.iter().zip(vector).map(|(a, b)| a * b).sum());
+        Ok(questions.iter().map(cosine).collect())
+    }
+
+    /// Embeds those of `questions` not seen before, in one batch.
+    async fn learn_questions(&self, questions: &[String]) -> Result<(), RetrievalError> {
+        let missing: Vec<String> = {
+            let known = self.questions.lock().unwrap_or_else(|e| e.into_inner());
+            let unseen: HashSet<&String> = questions.iter().filter(|q| !known.contains_key(*q)).collect();
+            unseen.into_iter().cloned().collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let vectors = self.embedder.embed_documents(missing.clone()).await?;
+        if vectors.len() != missing.len() {
+            return Err(RetrievalError::Shape { wanted: missing.len(), got: vectors.len() });
+        }
+        let mut known = self.questions.lock().unwrap_or_else(|e| e.into_inner());
+        if known.len() + missing.len() > MAX_QUESTIONS {
+            known.clear();
+        }
+        known.extend(missing.into_iter().zip(vectors.into_iter().map(Arc::from)));
         Ok(())
     }
 
@@ -113,23 +160,36 @@ impl DenseRetrieval {
                 fingerprint: fingerprint.clone(),
             })
             .collect();
-        Ok(self.index.replace_article(article_id, points).await?)
+        self.index.replace_article(article_id, points).await?;
+        self.prepare_questions(chunks).await;
+        Ok(())
+    }
+
+    /// Embeds the questions `chunks` answer now, so that no customer waits
+    /// for them; failing that, the first customer question a passage is
+    /// found for embeds its own.
+    async fn prepare_questions(&self, chunks: &[Chunk]) {
+        let questions: Vec<String> = chunks.iter().flat_map(Chunk::questions).collect();
+        if let Err(error) = self.learn_questions(&questions).await {
+            tracing::warn!(%error, "could not embed the passages' questions ahead of customers");
+        }
     }
 
     /// Chunks ranked by `ranking` (`Lexical` is taken as `Sparse`: the
-    /// in-memory ranking needs no index), each with its cosine where known.
-    /// `vector` is the question's embedding when the turn already made it.
+    /// in-memory ranking needs no index), each with its cosine where known,
+    /// and the question's vector when one was used. `vector` is the
+    /// question's embedding when the turn already made it.
     pub async fn search(
         &self,
         query: &str,
         vector: Option<&[f32]>,
         limit: usize,
         ranking: Ranking,
-    ) -> Result<Vec<IndexHit>, RetrievalError> {
+    ) -> Result<(Vec<IndexHit>, Option<Vec<f32>>), RetrievalError> {
         let words = sparse::query(query);
         let search = |query, limit| async move { self.index.search(query, limit).await.map_err(RetrievalError::from) };
         if matches!(ranking, Ranking::Lexical | Ranking::Sparse) {
-            return search(IndexQuery::Sparse(&words), limit).await;
+            return Ok((search(IndexQuery::Sparse(&words), limit).await?, None));
         }
         // The word ranking needs no embedding: it runs while the model works.
         let lexical = async {
@@ -145,21 +205,22 @@ impl DenseRetrieval {
             }
         };
         let (vector, lexical) = tokio::try_join!(embedded, lexical)?;
-        match ranking {
-            Ranking::Hybrid => Ok(fuse(search(IndexQuery::Dense(&vector), DENSE_DEPTH).await?, &lexical, limit)),
+        let ranked = match ranking {
+            Ranking::Hybrid => fuse(search(IndexQuery::Dense(&vector), DENSE_DEPTH).await?, &lexical, limit),
             Ranking::Rrf => {
                 let fused = search(IndexQuery::Rrf(&vector, &words), limit).await?;
                 // Rank fusion scores are not similarities; look the cosines up.
                 let dense = search(IndexQuery::Dense(&vector), limit).await?;
                 let cosine: HashMap<(&str, usize), f32> =
                     dense.iter().map(|h| ((h.article_id.as_str(), h.ordinal), h.score)).collect();
-                Ok(fused
+                fused
                     .into_iter()
                     .map(|h| IndexHit { similarity: cosine.get(&(h.article_id.as_str(), h.ordinal)).copied(), ..h })
-                    .collect())
+                    .collect()
             }
-            _ => search(IndexQuery::Dense(&vector), limit).await,
-        }
+            _ => search(IndexQuery::Dense(&vector), limit).await?,
+        };
+        Ok((ranked, Some(vector)))
     }
 }
 

@@ -242,18 +242,21 @@ impl KnowledgeBase {
         };
         // Several chunks of one article may rank high; look deep enough to
         // still fill `limit` distinct articles.
-        let ranked = match dense.search(query, vector, limit.max(1) * 8, ranking).await {
-            Ok(ranked) => to_hits(&ranked, &lexical, &index),
+        let (ranked, vector) = match dense.search(query, vector, limit.max(1) * 8, ranking).await {
+            Ok((ranked, vector)) => (to_hits(&ranked, &lexical, &index), vector),
             // A customer is waiting: an unreachable embeddings endpoint or
             // index degrades the answer to lexical, it does not fail it.
             Err(error) if ranking == Ranking::Hybrid => {
                 tracing::warn!(%error, "dense retrieval failed; answering from lexical search alone");
-                lexical
+                (lexical, None)
             }
             Err(error) => return Err(error.into()),
         };
         let mut hits = best_per_article(ranked);
         hits.truncate(limit);
+        if let Some(vector) = vector {
+            weigh_questions(dense, &index, &vector, &mut hits).await;
+        }
         Ok(hits)
     }
 
@@ -427,6 +430,24 @@ impl KnowledgeBase {
         all.extend(chunks);
         *self.lexical.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(LexicalIndex::new(all));
         Ok(())
+    }
+}
+
+/// Sets each hit's question similarity; without it (the model failed on
+/// the passages' questions) the answer test judges the passages alone.
+async fn weigh_questions(dense: &DenseRetrieval, index: &LexicalIndex, vector: &[f32], hits: &mut [Hit]) {
+    let chunk = |h: &Hit| index.chunks().iter().find(|c| c.article_id == h.article_id && c.ordinal == h.ordinal);
+    let asked: Vec<Vec<String>> =
+        hits.iter().map(|h| chunk(h).map(|c| c.questions().collect()).unwrap_or_default()).collect();
+    let flat: Vec<String> = asked.iter().flatten().cloned().collect();
+    let similarities = match dense.question_similarities(vector, &flat).await {
+        Ok(similarities) => similarities,
+        Err(error) => return tracing::warn!(%error, "could not embed the passages' questions"),
+    };
+    let mut similarities = similarities.into_iter();
+    for (hit, questions) in hits.iter_mut().zip(&asked) {
+        let nearest = similarities.by_ref().take(questions.len()).fold(f32::NEG_INFINITY, f32::max);
+        hit.question_similarity = nearest.is_finite().then_some(f64::from(nearest));
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::text::{is_stopword, related_terms, stem, terms};
+use crate::text::{is_stopword, related_terms, stable_hash, stem, terms};
 
 const K1: f32 = 1.2;
 const B: f32 = 0.75;
@@ -47,10 +47,8 @@ pub fn query(text: &str) -> SparseVec {
     SparseVec { indices, values }
 }
 
-/// A stable 32-bit id per term (FNV-1a): the same on every machine and
-/// every run, which persisted and shared indexes need.
 fn term_id(term: &str) -> u32 {
-    term.bytes().fold(0x811c_9dc5_u32, |hash, b| (hash ^ u32::from(b)).wrapping_mul(0x0100_0193))
+    stable_hash(term.bytes())
 }
 
 #[cfg(test)]

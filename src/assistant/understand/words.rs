@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::text::terms;
+use crate::text::{stable_hash, terms};
 
 /// Sparse features of one text: feature id → weight, unit length.
 type Features = Vec<(u32, f32)>;
@@ -88,10 +88,9 @@ fn counts(text: &str) -> HashMap<u32, f32> {
     counts
 }
 
-/// FNV-1a over the kind and the parts, with a separator no word contains.
+/// The kind and the parts hashed, with a separator no word contains.
 fn feature_id(kind: u8, parts: &[&str]) -> u32 {
-    let bytes = std::iter::once(kind).chain(parts.iter().flat_map(|p| std::iter::once(0x1f).chain(p.bytes())));
-    bytes.fold(0x811c_9dc5_u32, |hash, b| (hash ^ u32::from(b)).wrapping_mul(0x0100_0193))
+    stable_hash(std::iter::once(kind).chain(parts.iter().flat_map(|p| std::iter::once(0x1f).chain(p.bytes()))))
 }
 
 #[cfg(test)]
