@@ -222,6 +222,10 @@ struct Heads {
 /// app (and a restart of the service in one process) reuses them.
 static MADE: Mutex<Option<HashMap<String, Arc<Trained>>>> = Mutex::new(None);
 
+/// Held while examples are embedded: apps starting together wait for the
+/// first one's classifier instead of each embedding thousands of examples.
+static MAKING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 impl Classifier {
     /// Embeds the examples with `embedder` (or reuses the vectors of an
     /// earlier run, in this process or in `cache_dir`).
@@ -232,6 +236,7 @@ impl Classifier {
     ) -> Result<Self, UnderstandError> {
         let dimension = embedder.dimension();
         let fingerprint = examples.fingerprint(embedder.model_id());
+        let _making = MAKING.lock().await;
         let made = MADE.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_default().get(&fingerprint).cloned();
         if let Some(trained) = made {
             return Ok(Self { examples, trained, params: Params::default() });

@@ -11,7 +11,11 @@ pub mod local;
 pub mod openai;
 pub mod recent;
 
-use std::{path::Path, sync::Arc};
+use std::{
+    collections::HashMap,
+    path::Path,
+    sync::{Arc, Mutex},
+};
 
 use local::LocalModel;
 use openai::OpenAiEmbeddings;
@@ -149,11 +153,53 @@ impl Embedder {
     pub async fn embed_documents(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbeddingError> {
         match &self.backend {
             Backend::Local { model, .. } => {
+                let known = DOCUMENTS.known(&self.id, &texts);
+                let missing: Vec<String> =
+                    texts.iter().zip(&known).filter(|(_, v)| v.is_none()).map(|(t, _)| t.clone()).collect();
+                if missing.is_empty() {
+                    return Ok(known.into_iter().flatten().map(|v| v.to_vec()).collect());
+                }
                 let model = model.clone();
-                run_blocking(move || model.embed_documents(&texts)).await
+                let input = missing.clone();
+                let made = run_blocking(move || model.embed_documents(&input)).await?;
+                DOCUMENTS.remember(&self.id, &missing, &made);
+                let mut made = made.into_iter();
+                Ok(known.into_iter().filter_map(|k| k.map(|v| v.to_vec()).or_else(|| made.next())).collect())
             }
             Backend::OpenAi(remote) => remote.embed_documents(texts).await,
         }
+    }
+}
+
+/// Passages and examples the local model has embedded in this process, by
+/// model and text: an app started again in the same process (each test's,
+/// or the service's after a restart in place) indexes its knowledge base
+/// without another pass. A remote endpoint's vectors are not kept: another
+/// endpoint under the same name may answer differently.
+static DOCUMENTS: DocumentCache = DocumentCache(Mutex::new(None));
+
+/// Texts kept at most (about 1.5 kB each for a 384-wide model); past it
+/// the cache starts over.
+const MAX_DOCUMENTS: usize = 16_384;
+
+type ByModel = HashMap<String, HashMap<String, Arc<[f32]>>>;
+
+struct DocumentCache(Mutex<Option<ByModel>>);
+
+impl DocumentCache {
+    fn known(&self, model: &str, texts: &[String]) -> Vec<Option<Arc<[f32]>>> {
+        let cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let texts_of_model = cache.as_ref().and_then(|c| c.get(model));
+        texts.iter().map(|t| texts_of_model.and_then(|known| known.get(t)).cloned()).collect()
+    }
+
+    fn remember(&self, model: &str, texts: &[String], vectors: &[Vec<f32>]) {
+        let mut cache = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let known = cache.get_or_insert_default().entry(model.to_owned()).or_default();
+        if known.len() + texts.len() > MAX_DOCUMENTS {
+            known.clear();
+        }
+        known.extend(texts.iter().cloned().zip(vectors.iter().map(|v| Arc::from(v.as_slice()))));
     }
 }
 
