@@ -95,6 +95,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Why an article whose body leaves an HTML comment open is refused.
+pub(crate) fn unclosed_comment_reason(line: usize) -> String {
+    format!(
+        "the HTML comment opened on line {line} of the body is never closed with `-->`: everything after it would be hidden"
+    )
+}
+
 /// Parses one file's text; public to the crate so tests can feed it garbage.
 pub(crate) fn parse_article(id: &str, text: &str) -> Result<Article, String> {
     if text.contains('\0') {
@@ -114,6 +121,9 @@ pub(crate) fn parse_article(id: &str, text: &str) -> Result<Article, String> {
     }
     if body.is_empty() {
         return Err("article body is empty".into());
+    }
+    if let Some(line) = super::chunking::unclosed_comment(&body) {
+        return Err(unclosed_comment_reason(line));
     }
     Ok(Article {
         id: id.to_owned(),
@@ -144,6 +154,10 @@ mod tests {
             ("---\ntags: [a]\n---\nbody", "bad front matter"),
             ("---\ntitle: Empty\n---\n  \n", "body is empty"),
             ("---\ntitle: Bin\n---\n\0\0", "binary"),
+            (
+                "---\ntitle: Open\n---\nHours.\n<!-- customers ask:\n- when\n## Phone\nCall.",
+                "line 2 of the body is never closed",
+            ),
         ] {
             let err = parse_article("x", text).unwrap_err();
             assert!(err.contains(reason), "{text:?} gave {err:?}");

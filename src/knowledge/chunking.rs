@@ -61,7 +61,7 @@ pub fn heading_text(title: &str, heading: Option<&str>) -> String {
 
 pub fn chunk_article(article: &Article) -> Vec<Chunk> {
     let mut chunks = Vec::new();
-    for Section { heading, blocks, asks } in sections(&article.body) {
+    for Section { heading, blocks, asks } in sections(&article.body).0 {
         let mut current = String::new();
         let mut flush = |current: &mut String| {
             if !current.is_empty() {
@@ -99,17 +99,25 @@ struct Section {
     asks: Vec<String>,
 }
 
-/// The body's sections. HTML comments are not for customers and never
-/// reach a chunk's text; a `customers ask:` one gives its section's asks.
-fn sections(body: &str) -> Vec<Section> {
+/// The line (from 1) of an HTML comment the body never closes. Everything
+/// after it would be hidden from customers, so an article with one is
+/// refused rather than silently cut short.
+pub fn unclosed_comment(body: &str) -> Option<usize> {
+    sections(body).1
+}
+
+/// The body's sections, and the line of a comment left open. HTML comments
+/// are not for customers and never reach a chunk's text; a
+/// `customers ask:` one gives its section's asks.
+fn sections(body: &str) -> (Vec<Section>, Option<usize>) {
     let mut sections = vec![Section::default()];
     let mut block = String::new();
     let mut in_fence = false;
-    // Inside a comment: whether it lists asks.
-    let mut comment: Option<bool> = None;
-    for line in body.lines() {
+    // Inside a comment: whether it lists asks, and the line it opened on.
+    let mut comment: Option<(bool, usize)> = None;
+    for (number, line) in (1..).zip(body.lines()) {
         let trimmed = line.trim();
-        if let Some(asks) = comment {
+        if let Some((asks, _)) = comment {
             let (content, closed) = match trimmed.split_once("-->") {
                 Some((content, _)) => (content.trim(), true),
                 None => (trimmed, false),
@@ -129,7 +137,7 @@ fn sections(body: &str) -> Vec<Section> {
             end_block(&mut block, &mut sections);
             let asks = opened.trim_start().to_lowercase().starts_with(ASKS_MARKER);
             if !opened.contains("-->") {
-                comment = Some(asks);
+                comment = Some((asks, number));
             }
         } else if !in_fence && let Some(heading) = trimmed.strip_prefix('#') {
             end_block(&mut block, &mut sections);
@@ -146,7 +154,7 @@ fn sections(body: &str) -> Vec<Section> {
     }
     end_block(&mut block, &mut sections);
     sections.retain(|s| !s.blocks.is_empty());
-    sections
+    (sections, comment.map(|(_, line)| line))
 }
 
 /// Ends the block being read. A list item or table row continues the
@@ -212,6 +220,16 @@ mod tests {
         assert_eq!(c[0].asks, ["how many days", "return window?"]);
         assert_eq!(c[0].questions().collect::<Vec<_>>(), ["Refunds: How long?", "how many days", "return window?"]);
         assert!(c[1].asks.is_empty() && c[1].text == "Your card.", "{c:#?}");
+    }
+
+    #[test]
+    fn a_comment_left_open_is_found_by_its_line() {
+        assert_eq!(
+            unclosed_comment("## Hours\nNine to five.\n<!-- customers ask:\n- when are you open\n\n## Phone\nCall us."),
+            Some(3)
+        );
+        assert_eq!(unclosed_comment("<!-- a note -->\nText.\n<!-- two\nlines -->"), None);
+        assert_eq!(unclosed_comment("```\n<!--\n```\nText."), None, "inside a code fence it is text");
     }
 
     #[test]

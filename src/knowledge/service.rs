@@ -479,6 +479,9 @@ fn validate(mut f: ArticleFields) -> Result<ArticleFields, KnowledgeError> {
     if f.body.len() as u64 > MAX_FILE_BYTES || f.body.contains('\0') {
         return invalid("body must be text of at most 512 KiB");
     }
+    if let Some(line) = super::chunking::unclosed_comment(&f.body) {
+        return Err(KnowledgeError::Invalid(super::articles::unclosed_comment_reason(line)));
+    }
     if !matches!(f.status.as_str(), "draft" | "published") {
         return invalid("status must be `draft` or `published`");
     }

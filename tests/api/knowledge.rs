@@ -114,6 +114,7 @@ async fn bad_edits_get_a_clear_error_and_change_nothing() {
         (json!({ "title": "X", "body": "y", "url": "javascript:alert(1)" }), "url"),
         (json!({ "id": "../etc/passwd", "title": "X", "body": "y" }), "id"),
         (json!({ "title": 5 }), "field"),
+        (json!({ "title": "X", "body": "Hours.\n<!-- customers ask:\n- when\n## Phone\nCall." }), "never closed"),
     ] {
         let (status, error) = app.admin_send(reqwest::Method::POST, "/v1/admin/kb/articles", Some(body)).await;
         assert_eq!(status, 400, "{error}");
