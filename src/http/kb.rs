@@ -123,6 +123,7 @@ async fn search(_: Admin, State(app): State<AppState>, body: Bytes) -> ApiResult
             json!({
                 "article_id": h.article_id, "title": h.title, "heading": h.heading, "text": h.text,
                 "score": h.score, "coverage": h.coverage, "similarity": h.similarity,
+                "question_similarity": h.question_similarity,
             })
         })
         .collect();

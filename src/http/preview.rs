@@ -54,6 +54,8 @@ struct Passage {
     text: String,
     score: f64,
     similarity: Option<f64>,
+    /// Cosine with the nearest of the questions the passage answers.
+    question_similarity: Option<f64>,
     coverage: f64,
 }
 
@@ -123,6 +125,7 @@ async fn preview(
                 text: h.text,
                 score: h.score,
                 similarity: h.similarity,
+                question_similarity: h.question_similarity,
                 coverage: h.coverage,
             })
             .collect(),

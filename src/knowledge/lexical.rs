@@ -57,6 +57,8 @@ impl Hit {
 /// BM25 over chunks, in memory: cheap to rebuild whenever an article changes.
 pub struct LexicalIndex {
     chunks: Vec<Chunk>,
+    /// Where each chunk is in `chunks`, by its key (article id, ordinal).
+    positions: HashMap<String, Vec<usize>>,
     passages: Vec<Passage>,
     doc_freq: HashMap<String, u32>,
     avg_len: f64,
@@ -84,11 +86,21 @@ impl LexicalIndex {
             }
         }
         let avg_len = passages.iter().map(|p| p.len as f64).sum::<f64>() / passages.len().max(1) as f64;
-        Self { chunks, passages, doc_freq, avg_len }
+        let mut positions: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, chunk) in chunks.iter().enumerate() {
+            positions.entry(chunk.article_id.clone()).or_default().push(i);
+        }
+        Self { chunks, positions, passages, doc_freq, avg_len }
     }
 
     pub fn chunks(&self) -> &[Chunk] {
         &self.chunks
+    }
+
+    /// The chunk with this key, if it is published.
+    pub fn chunk(&self, article_id: &str, ordinal: usize) -> Option<&Chunk> {
+        let positions = self.positions.get(article_id)?;
+        positions.iter().map(|&i| &self.chunks[i]).find(|c| c.ordinal == ordinal)
     }
 
     fn idf(&self, term: &str) -> f64 {

@@ -106,24 +106,30 @@ impl DenseRetrieval {
     }
 
     /// The cosine of a customer's question (`vector`) with each of the
-    /// questions passages answer.
-    pub async fn question_similarities(
-        &self,
-        vector: &[f32],
-        questions: &[String],
-    ) -> Result<Vec<f32>, RetrievalError> {
+    /// questions passages answer; those not seen before are embedded first.
+    pub async fn question_similarities(&self, vector: &[f32], questions: &[&str]) -> Result<Vec<f32>, RetrievalError> {
+        if let Some(similarities) = self.known_similarities(vector, questions) {
+            return Ok(similarities);
+        }
         self.learn_questions(questions).await?;
+        // Learnt just now; only a concurrent flush of a full cache can
+        // have dropped them again, and then they count as unlike.
+        Ok(self.known_similarities(vector, questions).unwrap_or_else(|| vec![0.0; questions.len()]))
+    }
+
+    /// The cosines, if every one of `questions` is known.
+    fn known_similarities(&self, vector: &[f32], questions: &[&str]) -> Option<Vec<f32>> {
         let known = self.questions.lock().unwrap_or_else(|e| e.into_inner());
-        let cosine = |q: &String| known.get(q).map_or(0.0, |v| v.iter().zip(vector).map(|(a, b)| a * b).sum());
-        Ok(questions.iter().map(cosine).collect())
+        let cosine = |q: &&str| known.get(*q).map(|v| v.iter().zip(vector).map(|(a, b)| a * b).sum());
+        questions.iter().map(cosine).collect()
     }
 
     /// Embeds those of `questions` not seen before, in one batch.
-    async fn learn_questions(&self, questions: &[String]) -> Result<(), RetrievalError> {
+    async fn learn_questions(&self, questions: &[&str]) -> Result<(), RetrievalError> {
         let missing: Vec<String> = {
             let known = self.questions.lock().unwrap_or_else(|e| e.into_inner());
-            let unseen: HashSet<&String> = questions.iter().filter(|q| !known.contains_key(*q)).collect();
-            unseen.into_iter().cloned().collect()
+            let unseen: HashSet<&str> = questions.iter().copied().filter(|q| !known.contains_key(*q)).collect();
+            unseen.into_iter().map(str::to_owned).collect()
         };
         if missing.is_empty() {
             return Ok(());
@@ -170,6 +176,7 @@ impl DenseRetrieval {
     /// found for embeds its own.
     async fn prepare_questions(&self, chunks: &[Chunk]) {
         let questions: Vec<String> = chunks.iter().flat_map(Chunk::questions).collect();
+        let questions: Vec<&str> = questions.iter().map(String::as_str).collect();
         if let Err(error) = self.learn_questions(&questions).await {
             tracing::warn!(%error, "could not embed the passages' questions ahead of customers");
         }
@@ -278,13 +285,11 @@ pub fn fuse(dense: Vec<IndexHit>, lexical: &[IndexHit], limit: usize) -> Vec<Ind
 pub fn to_hits(ranked: &[IndexHit], lexical: &[Hit], index: &LexicalIndex) -> Vec<Hit> {
     let coverage: HashMap<(&str, usize), f64> =
         lexical.iter().map(|h| ((h.article_id.as_str(), h.ordinal), h.coverage)).collect();
-    let chunks: HashMap<(&str, usize), &Chunk> =
-        index.chunks().iter().map(|c| ((c.article_id.as_str(), c.ordinal), c)).collect();
     ranked
         .iter()
         .filter_map(|r| {
             let key = (r.article_id.as_str(), r.ordinal);
-            let chunk = chunks.get(&key)?;
+            let chunk = index.chunk(key.0, key.1)?;
             Some(Hit {
                 coverage: coverage.get(&key).copied().unwrap_or(0.0),
                 similarity: r.similarity.map(f64::from),

@@ -436,10 +436,11 @@ impl KnowledgeBase {
 /// Sets each hit's question similarity; without it (the model failed on
 /// the passages' questions) the answer test judges the passages alone.
 async fn weigh_questions(dense: &DenseRetrieval, index: &LexicalIndex, vector: &[f32], hits: &mut [Hit]) {
-    let chunk = |h: &Hit| index.chunks().iter().find(|c| c.article_id == h.article_id && c.ordinal == h.ordinal);
-    let asked: Vec<Vec<String>> =
-        hits.iter().map(|h| chunk(h).map(|c| c.questions().collect()).unwrap_or_default()).collect();
-    let flat: Vec<String> = asked.iter().flatten().cloned().collect();
+    let asked: Vec<Vec<String>> = hits
+        .iter()
+        .map(|h| index.chunk(&h.article_id, h.ordinal).map(|c| c.questions().collect()).unwrap_or_default())
+        .collect();
+    let flat: Vec<&str> = asked.iter().flatten().map(String::as_str).collect();
     let similarities = match dense.question_similarities(vector, &flat).await {
         Ok(similarities) => similarities,
         Err(error) => return tracing::warn!(%error, "could not embed the passages' questions"),
