@@ -12,6 +12,8 @@ pub const JWT_SECRET: &str = "test-secret-for-store-signed-tokens";
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 /// Generous bound on any one frame: a failing test fails instead of hanging.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(15);
+/// The same for any one HTTP request: CI has a time limit, a hang has none.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
 #[derive(Debug, Clone, Copy)]
 pub enum Backend {
@@ -120,7 +122,8 @@ pub async fn spawn_app_with(backend: Backend, overrides: &[(&str, &str)]) -> Tes
     let addr = app.local_addr();
     let shutdown = app.shutdown_token();
     tokio::spawn(app.run_until_stopped());
-    TestApp { addr, http: reqwest::Client::new(), shutdown, database_url, _data_dir: data_dir }
+    let http = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().expect("an HTTP client");
+    TestApp { addr, http, shutdown, database_url, _data_dir: data_dir }
 }
 
 /// An app with dense retrieval on the real sentence model, or `None` (after
