@@ -253,10 +253,13 @@ impl KnowledgeBase {
             Err(error) => return Err(error.into()),
         };
         let mut hits = best_per_article(ranked);
-        hits.truncate(limit);
         if let Some(vector) = vector {
             weigh_questions(dense, &index, &vector, &mut hits).await;
+            if ranking == Ranking::Hybrid {
+                asked_first(&mut hits);
+            }
         }
+        hits.truncate(limit);
         Ok(hits)
     }
 
@@ -450,6 +453,22 @@ async fn weigh_questions(dense: &DenseRetrieval, index: &LexicalIndex, vector: &
         let nearest = similarities.by_ref().take(questions.len()).fold(f32::NEG_INFINITY, f32::max);
         hit.question_similarity = nearest.is_finite().then_some(f64::from(nearest));
     }
+}
+
+/// Puts the articles whose best passage has the customer's question among
+/// its own all but word for word (the similarity the answer test takes as
+/// "this is what it answers") first, nearest first; the rest keep their
+/// order. A question an operator taught a section must find that section,
+/// not only pass the test once found.
+fn asked_first(hits: &mut [Hit]) {
+    let bar = AnswerTest::HYBRID.min_question_similarity;
+    let asked = |h: &Hit| h.question_similarity.filter(|&s| s >= bar);
+    hits.sort_by(|a, b| match (asked(a), asked(b)) {
+        (Some(a), Some(b)) => b.total_cmp(&a),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
 }
 
 fn published(records: Vec<ArticleRecord>) -> Vec<Article> {

@@ -202,6 +202,38 @@ async fn import_rules(backend: Backend) {
 }
 
 #[tokio::test]
+async fn a_question_the_operator_teaches_a_section_is_answered_from_it() {
+    let Some(app) = spawn_app_with_model(Backend::Sqlite, &[]).await else { return };
+    const QUESTION: &str = "could i pop round to watch you make the boots";
+    const ANSWER: &str = "Saturdays from 10am to 4pm";
+    let section = "Our Portland workshop welcomes visitors on Saturdays from 10am to 4pm; no booking needed.";
+    let article = json!({
+        "title": "Workshop visits",
+        "body": format!("## Can I visit your workshop?\n{section}"),
+        "status": "published",
+    });
+    let (status, created) = app.admin_send(reqwest::Method::POST, "/v1/admin/kb/articles", Some(article)).await;
+    assert_eq!(status, 201, "{created}");
+    let (mut chat, _) = app.guest().await;
+    let before = chat.ask("m1", QUESTION).await;
+    assert!(!reply_text(&before).contains(ANSWER), "the section shares too little with the question: {before:#?}");
+
+    // The operator adds the customer's words to the section that answers them.
+    let taught = format!("## Can I visit your workshop?\n<!-- customers ask:\n- {QUESTION}\n-->\n{section}");
+    let edit = json!({ "body": taught, "version": created["version"] });
+    let (status, body) =
+        app.admin_send(reqwest::Method::PUT, "/v1/admin/kb/articles/workshop-visits", Some(edit)).await;
+    assert_eq!(status, 200, "{body}");
+
+    let (mut next_customer, _) = app.guest().await;
+    let after = next_customer.ask("m1", QUESTION).await;
+    let text = reply_text(&after);
+    assert!(text.contains(ANSWER), "{after:#?}");
+    assert!(!text.contains("customers ask"), "the operator's list is not for customers: {text}");
+    assert_eq!(only(&after, "message")["citations"][0]["article_id"], "workshop-visits");
+}
+
+#[tokio::test]
 async fn a_question_that_shares_no_words_with_the_policy_finds_it_by_meaning() {
     let Some(app) = spawn_app_with_model(Backend::Sqlite, &[]).await else { return };
     let results = app.kb_search("the sole came off my ridgelines after a year").await;
