@@ -463,12 +463,8 @@ async fn weigh_questions(dense: &DenseRetrieval, index: &LexicalIndex, vector: &
 fn asked_first(hits: &mut [Hit]) {
     let bar = AnswerTest::HYBRID.min_question_similarity;
     let asked = |h: &Hit| h.question_similarity.filter(|&s| s >= bar);
-    hits.sort_by(|a, b| match (asked(a), asked(b)) {
-        (Some(a), Some(b)) => b.total_cmp(&a),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => std::cmp::Ordering::Equal,
-    });
+    // `None` (not asked) orders below any similarity; the sort is stable.
+    hits.sort_by(|a, b| asked(b).partial_cmp(&asked(a)).unwrap_or(std::cmp::Ordering::Equal));
 }
 
 fn published(records: Vec<ArticleRecord>) -> Vec<Article> {
