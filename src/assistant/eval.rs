@@ -294,7 +294,7 @@ pub async fn run(assistant: Arc<Assistant>, dir: &Path, tune: bool, show_misses:
         "understanding: {}",
         if by_model { "example phrasings by meaning (sentence model)" } else { "phrase rules (no sentence model)" }
     );
-    for name in ["messages.yaml", "messages-holdout.yaml"] {
+    for name in ["messages.yaml", "messages-holdout.yaml", "messages-unseen.yaml"] {
         let set: Vec<LabelledMessage> = load(&dir.join(name)).map_err(anyhow::Error::msg)?;
         let r = messages(&assistant, &set).await;
         println!("\n{name}: {} messages ({} must reach a person)", r.total, r.must_escalate);

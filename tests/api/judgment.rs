@@ -172,10 +172,11 @@ async fn the_preview_shows_the_reading_and_the_reply_and_stores_nothing() {
 
 /// The guard on the figure that matters most: of the tuning set's messages
 /// that must reach a person, at least 98 in 100 do (the goal of issue #9).
-/// The held-out set is further from it (README), so there the guard keeps
-/// what is reached from regressing: at least 88 in 100 escalated. On both, at
-/// most 7 in 100 routine messages are handed off; and on every set at most 5
-/// in 100 knowledge questions are answered wrongly.
+/// The held-out sets are further from it (README), so there the guard keeps
+/// what is reached from regressing: at least 95 in 100 escalated on the
+/// older one, 90 in 100 on the one written blind last. On every set at most
+/// 5 in 100 routine messages are handed off, and at most 5 in 100 knowledge
+/// questions are answered wrongly.
 #[tokio::test]
 async fn judgment_on_the_labelled_sets_does_not_regress() {
     let Some(model) = embedding_model_dir().await else { return };
@@ -188,7 +189,8 @@ async fn judgment_on_the_labelled_sets_does_not_regress() {
     ];
     let settings = Settings::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).unwrap();
     let assistant = eval::scratch_assistant(&settings, scratch.path()).await.unwrap();
-    for (set, min_recall) in [("messages.yaml", 0.98), ("messages-holdout.yaml", 0.95)] {
+    for (set, min_recall) in [("messages.yaml", 0.98), ("messages-holdout.yaml", 0.95), ("messages-unseen.yaml", 0.90)]
+    {
         let messages: Vec<eval::LabelledMessage> = eval::load(format!("{root}/eval/{set}").as_ref()).unwrap();
         let report = eval::messages(&assistant, &messages).await;
         assert!(

@@ -334,6 +334,9 @@ mod tests {
         assert_eq!(signal("this is ridiculous, worst service ever"), Some(Signal::NegativeSentiment));
         assert_eq!(signal("WHERE IS MY ORDER I PAID TWO WEEKS AGO"), Some(Signal::NegativeSentiment));
         assert_eq!(signal("my boots arrived damaged"), Some(Signal::DamagedGoods));
+        assert_eq!(signal("my parcel arrived damaged, what happens now?"), Some(Signal::DamagedGoods));
+        assert_eq!(signal("what happens if my parcel arrives damaged?"), None);
+        assert_eq!(signal("what if it's broken, will you sue me"), Some(Signal::SensitiveTopic));
         assert_eq!(signal("what's your phone number? I want to ring someone"), Some(Signal::HumanRequested));
         assert_eq!(signal("I'd like to change the phone number on my account"), None);
         assert_eq!(signal("where is my order"), None);

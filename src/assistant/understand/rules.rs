@@ -20,6 +20,8 @@ struct RulesFile {
     weak: HashMap<Intent, Vec<String>>,
     #[serde(default)]
     topics: Topics<String>,
+    #[serde(default)]
+    conditional: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -38,6 +40,10 @@ pub struct Rules {
     intents: Vec<(Intent, Vec<Phrase>)>,
     weak: Vec<(Intent, Vec<Phrase>)>,
     returns: Vec<Phrase>,
+    /// "What happens if my parcel arrives damaged?": a question about what
+    /// would happen, which the damaged-goods phrases must not read as a
+    /// report that it did.
+    conditional: Vec<Phrase>,
 }
 
 /// A message as lower-case words, ready for phrase matching.
@@ -84,7 +90,13 @@ impl Rules {
         let mut intents: Vec<(Intent, Vec<Phrase>)> = file.intents.iter().map(|(i, p)| (*i, compile(p))).collect();
         intents.sort_by_key(|(i, _)| *i);
         let weak = file.weak.iter().map(|(i, p)| (*i, compile(p))).collect();
-        Ok(Self { signals, intents, weak, returns: compile(&file.topics.returns) })
+        Ok(Self {
+            signals,
+            intents,
+            weak,
+            returns: compile(&file.topics.returns),
+            conditional: compile(&file.conditional),
+        })
     }
 
     /// Whether the message is about sending something back.
@@ -94,7 +106,12 @@ impl Rules {
 
     /// The first signal whose phrases the message contains, or shouting.
     pub fn signal(&self, text: &str, normalized: &Normalized) -> Option<Signal> {
-        let matched = self.signals.iter().find(|(_, phrases)| phrases.iter().any(|p| normalized.has(p)));
+        let conditional = self.conditional.iter().any(|p| normalized.has(p));
+        let matched = self
+            .signals
+            .iter()
+            .filter(|(signal, _)| !(conditional && *signal == Signal::DamagedGoods))
+            .find(|(_, phrases)| phrases.iter().any(|p| normalized.has(p)));
         match matched {
             Some((signal, _)) => Some(*signal),
             None if shouting(text) => Some(Signal::NegativeSentiment),
