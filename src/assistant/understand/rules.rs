@@ -106,12 +106,10 @@ impl Rules {
 
     /// The first signal whose phrases the message contains, or shouting.
     pub fn signal(&self, text: &str, normalized: &Normalized) -> Option<Signal> {
-        let conditional = self.conditional.iter().any(|p| normalized.has(p));
-        let matched = self
-            .signals
-            .iter()
-            .filter(|(signal, _)| !(conditional && *signal == Signal::DamagedGoods))
-            .find(|(_, phrases)| phrases.iter().any(|p| normalized.has(p)));
+        let conditional = || self.conditional.iter().any(|p| normalized.has(p));
+        let matched = self.signals.iter().find(|(signal, phrases)| {
+            phrases.iter().any(|p| normalized.has(p)) && !(*signal == Signal::DamagedGoods && conditional())
+        });
         match matched {
             Some((signal, _)) => Some(*signal),
             None if shouting(text) => Some(Signal::NegativeSentiment),
